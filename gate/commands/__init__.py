@@ -1,0 +1,1 @@
+"""One module per ``gate`` subcommand: ``HELP``, ``configure(parser)``, ``run(args) -> int``."""

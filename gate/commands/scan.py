@@ -1,0 +1,17 @@
+"""`gate scan` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gate.errors import InputError
+
+HELP = "(not built yet)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs="*")
+
+
+def run(args: argparse.Namespace) -> int:
+    raise InputError("gate scan is not built yet")

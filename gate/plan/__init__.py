@@ -1,0 +1,1 @@
+"""Static planning before any GPU time: hardware catalog, memory fit, change detection."""

@@ -1,0 +1,1 @@
+"""Built-in rules (``rules/``), org policies, CEL custom rules and waivers."""

@@ -1,0 +1,27 @@
+"""What rules may read: the loaded spec and facts gathered by earlier stages (no I/O in rules)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gate.spec.loader import LoadedSpec
+
+if TYPE_CHECKING:
+    from gate.plan.catalog import HardwareCatalog
+    from gate.plan.memory import MemoryPlan
+    from gate.weights.interface import WeightScan
+
+
+@dataclass(frozen=True)
+class Facts:
+    loaded: LoadedSpec
+    catalog: HardwareCatalog
+    today: dt.date
+    repo_root: Path
+    weights: WeightScan | None = None
+    """Set by the weights stage (None when it did not run, e.g. a hub model not yet fetched)."""
+    plan: MemoryPlan | None = None
+    """Set by the plan stage."""

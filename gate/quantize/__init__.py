@@ -1,0 +1,1 @@
+"""Quantization backends behind one interface (see ``interface.py``), loaded lazily."""

@@ -1,0 +1,190 @@
+"""The result contract: one ``GateResult`` per spec, rendered by every report format.
+
+Its JSON form (``GateResult.model_dump(mode="json")``) is versioned by ``RESULT_SCHEMA_VERSION``
+and documented in ``docs/result-schema.md``. Stage sections (weights, plan, artifact, fidelity,
+performance) are the ``model_dump(mode="json")`` of the owning stage's frozen result type, so this
+module stays free of heavy imports.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gate.errors import ExitCode, SourceLocation
+
+RESULT_SCHEMA_VERSION = "1.0"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Severity(str, Enum):
+    """How a finding affects the verdict."""
+
+    deny = "deny"
+    """Blocks the merge (unless waived, or the rule runs in audit mode)."""
+    warn = "warn"
+    """Reported, never blocks."""
+    info = "info"
+    """Context for reviewers."""
+
+
+class Decision(str, Enum):
+    """The verdict of one spec (or one metric)."""
+
+    passed = "pass"
+    failed = "fail"
+    inconclusive = "inconclusive"
+    error = "error"
+    """The gate could not decide (bad input or a backend failure); always blocks."""
+
+
+class Location(_Frozen):
+    """A 1-based position in a repository file."""
+
+    path: str
+    line: int | None = None
+    col: int | None = None
+
+    @classmethod
+    def of(cls, where: SourceLocation | None) -> Location | None:
+        if where is None:
+            return None
+        return cls(path=where.path, line=where.line, col=where.col)
+
+    def __str__(self) -> str:
+        return str(SourceLocation(self.path, self.line, self.col))
+
+
+class WaiverNote(_Frozen):
+    """The waiver that covered a finding."""
+
+    reason: str
+    owner: str
+    expires: str
+    """ISO date."""
+    source: Location | None = None
+    """Where the waiver is declared."""
+
+
+class Finding(_Frozen):
+    """One rule's outcome for one spec (only violations become findings)."""
+
+    rule_id: str
+    """Rule id, e.g. QG101, or a custom policy rule id."""
+    slug: str
+    """Dotted rule name, e.g. scale.constraint-declared."""
+    severity: Severity
+    message: str
+    location: Location | None = None
+    """The offending key (or file) in the repository."""
+    hint: str | None = None
+    """How to fix it."""
+    stage: str = "policy"
+    """Pipeline stage that produced the facts: spec, policy, weights, plan, quantize, evaluate, verdict."""
+    mode: str = "enforce"
+    """enforce | audit: audit findings are reported as if warnings and never block."""
+    waived: bool = False
+    waiver: WaiverNote | None = None
+    policy: str | None = None
+    """Policy file that configured the rule (None for built-in defaults)."""
+    detail: dict[str, Any] = Field(default_factory=dict)
+    """Structured evidence (e.g. a weight scan's globals, a memory breakdown)."""
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity is Severity.deny and self.mode == "enforce" and not self.waived
+
+
+class StageRecord(_Frozen):
+    """What happened in one pipeline stage."""
+
+    stage: str
+    status: str
+    """ok | blocked | failed | skipped"""
+    seconds: float = 0.0
+    message: str | None = None
+    cache_hit: bool | None = None
+
+
+class MetricResult(_Frozen):
+    """Baseline vs quantized on one metric, with the paired statistics behind the outcome."""
+
+    task: str
+    metric: str
+    n: int
+    """Items evaluated (paired)."""
+    n_total: int | None = None
+    """Items available; larger than n when sequential evaluation stopped early."""
+    baseline: float
+    quantized: float
+    difference: float
+    """Signed degradation in tolerance units: positive = worse (drop for accuracy, increase for perplexity)."""
+    ci_low: float
+    ci_high: float
+    confidence: float
+    tolerance: float
+    tolerance_form: str
+    """max_drop | max_relative_drop | max_increase | max_relative_increase"""
+    higher_is_better: bool
+    method: str
+    """e.g. 'paired bootstrap, 10000 resamples, seed 0' or 'McNemar exact'."""
+    p_value: float | None = None
+    outcome: Decision
+    note: str | None = None
+
+
+class Verdict(_Frozen):
+    decision: Decision
+    reasons: list[str] = Field(default_factory=list)
+    """One line per reason, most important first."""
+
+
+class SpecRef(_Frozen):
+    path: str
+    name: str | None = None
+    sha256: str | None = None
+    owner: str | None = None
+    tier: str | None = None
+    method: str | None = None
+    bits: int | None = None
+
+
+class GateResult(_Frozen):
+    """Everything the gate learned about one spec. Every report renders from this."""
+
+    schema_version: str = RESULT_SCHEMA_VERSION
+    gate_version: str
+    command: str
+    """check | run"""
+    spec: SpecRef
+    started_at: str
+    """ISO 8601 UTC."""
+    finished_at: str
+    verdict: Verdict
+    exit_code: int
+    findings: list[Finding] = Field(default_factory=list)
+    stages: list[StageRecord] = Field(default_factory=list)
+    weights: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    artifact: dict[str, Any] | None = None
+    metrics: list[MetricResult] = Field(default_factory=list)
+    fidelity: dict[str, Any] | None = None
+    performance: dict[str, Any] | None = None
+    runtime: dict[str, str] = Field(default_factory=dict)
+    """Library and hardware versions (python, torch, transformers, autoawq, lm-eval, CUDA, GPU)."""
+    error: str | None = None
+    """The error text when the decision is error."""
+
+
+def exit_code_for(decision: Decision, error_exit: ExitCode = ExitCode.UNEXPECTED) -> ExitCode:
+    """0 pass, 1 fail/inconclusive, ``error_exit`` (2 bad input, 3 unexpected) for errors."""
+    if decision is Decision.passed:
+        return ExitCode.OK
+    if decision is Decision.error:
+        return error_exit
+    return ExitCode.BLOCKED

@@ -1,0 +1,246 @@
+"""The ModelSpec document (``apiVersion: quant-gate/v1``, ``kind: ModelSpec``).
+
+Only pure-schema checks live here (types, ranges, exactly-one-of). The practice's standards
+(SCALE order, sanctioned defaults, tolerance bounds, ...) are policy rules in ``gate.policy``, so
+platform teams can tune them and reviewers can waive them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gate.quantize.registry import METHODS
+from gate.suggest import unknown_choice_message
+
+API_VERSION = "quant-gate/v1"
+
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+
+
+class _Strict(BaseModel):
+    """Base of every spec section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Tier(str, Enum):
+    """How much a model matters; policies scope rules and tolerance bounds by tier."""
+
+    critical = "critical"
+    standard = "standard"
+    internal = "internal"
+
+
+class ConstraintKind(str, Enum):
+    """The bottleneck named in SCALE stage 1."""
+
+    memory = "memory"
+    throughput = "throughput"
+    cost = "cost"
+
+
+class Metadata(_Strict):
+    name: str = Field(description="Unique model name: lowercase letters, digits, '.', '_' and '-'.")
+    owner: str = Field(description="Owning team (e.g. team-support); reviewers and waivers refer to it.")
+    tier: Tier = Field(description="critical | standard | internal; policies scope rules by tier.")
+    traffic_share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Fraction of the org's inference volume (adoption metrics)."
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels policies can match on.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid name; use 1-64 lowercase letters, digits, '.', '_' or '-'"
+            )
+        return value
+
+
+class ModelSource(_Strict):
+    """Where the full-precision baseline comes from: exactly one of path, gguf, hub."""
+
+    path: str | None = Field(default=None, description="Local Hugging Face directory (safetensors), relative to the repo.")
+    gguf: str | None = Field(default=None, description="Local GGUF file, dequantized on load.")
+    hub: str | None = Field(default=None, description="Hugging Face Hub id (org/name); needs a pinned revision.")
+    revision: str | None = Field(default=None, description="40-hex commit of the hub repo (never a branch).")
+    lockfile: str | None = Field(default=None, description="Committed sha256 lockfile of the baseline's files.")
+    trust_remote_code: bool = Field(default=False, description="Must stay false: remote code is denied.")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ModelSource:
+        given = [k for k in ("path", "gguf", "hub") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of `path`, `gguf` or `hub`"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.revision is not None and self.hub is None:
+            raise ValueError("`revision` only applies to a `hub` source")
+        return self
+
+    @property
+    def kind(self) -> Literal["path", "gguf", "hub"]:
+        if self.path is not None:
+            return "path"
+        if self.gguf is not None:
+            return "gguf"
+        return "hub"
+
+
+class Target(_Strict):
+    """The deployment target the constraint is about."""
+
+    hardware: str = Field(description="Hardware catalog name, e.g. nvidia-l4, nvidia-h100, cpu-x86-avx2.")
+    memory_gb: float | None = Field(default=None, gt=0, description="Memory available to the model, GB.")
+    context: int | None = Field(default=None, gt=0, description="Serving context length in tokens.")
+    batch: int | None = Field(default=None, gt=0, description="Concurrent sequences at serving time.")
+    tokens_per_s: float | None = Field(default=None, gt=0, description="Throughput target (throughput-bound specs).")
+    cost_per_million_tokens: float | None = Field(
+        default=None, gt=0, description="Cost ceiling in USD per million generated tokens (cost-bound specs)."
+    )
+    hourly_cost: float | None = Field(default=None, gt=0, description="Price of the target per hour in USD (cost-bound specs).")
+
+
+class Constraint(_Strict):
+    kind: ConstraintKind = Field(description="memory | throughput | cost")
+    statement: str = Field(description="The bottleneck in one sentence.")
+    target: Target
+
+
+class Quantization(_Strict):
+    method: str = Field(description="Quantizer alias from the registry (awq, int8, rtn).")
+    bits: int = Field(ge=1, le=16, description="Weight bit width.")
+    group_size: int | None = Field(default=None, description="Group size for group-wise scales; -1 or null = per channel.")
+    format: str = Field(description="Serialized format, e.g. awq-gemm, int8-weight-only, rtn.")
+    keep_full_precision: list[str] = Field(default_factory=list, description="Module names kept unquantized (mixed precision).")
+    justification: str | None = Field(default=None, description="Why this deviates from the sanctioned defaults.")
+    qat_plan: str | None = Field(default=None, description="Quantization-aware training plan; required below 4 bits.")
+    options: dict[str, bool | int | float | str] = Field(
+        default_factory=dict, description="Backend options (e.g. awq clip_search: false)."
+    )
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(unknown_choice_message("method", value, METHODS))
+        return value
+
+    @field_validator("group_size")
+    @classmethod
+    def _group_size(cls, value: int | None) -> int | None:
+        if value is not None and value != -1 and value <= 0:
+            raise ValueError(f"{value} is not a group size; use a positive integer, or -1 for per-channel")
+        return value
+
+
+class Calibration(_Strict):
+    source: str = Field(description="Local JSONL or text file (or a dataset id on runners with internet).")
+    sha256: str | None = Field(default=None, description="sha256 of the calibration file, verified before use.")
+    samples: int = Field(gt=0, description="Number of calibration samples.")
+    max_seq_len: int | None = Field(default=None, gt=0, description="Maximum sequence length in tokens.")
+    field: str = Field(default="text", description="JSONL field holding the text.")
+    collected: dt.date | None = Field(default=None, description="When the data was collected (freshness).")
+    seed: int = Field(default=0, description="Seed for sample selection.")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex64(cls, value: str | None) -> str | None:
+        if value is not None and not HEX64.match(value):
+            raise ValueError(f"{value!r} is not a sha256; give 64 lowercase hex digits (`sha256sum FILE`)")
+        return value
+
+
+class MetricTolerance(_Strict):
+    """One metric and its tolerance. Exactly one tolerance form, which also fixes the direction."""
+
+    task: str = Field(description="lm-eval task name (shipped suite or standard task).")
+    metric: str = Field(description="Metric reported by the task, e.g. acc, exact_match, word_perplexity.")
+    max_drop: float | None = Field(default=None, ge=0, description="Higher is better; max absolute drop in points (acc 0.73 = 73 points).")
+    max_relative_drop: float | None = Field(default=None, ge=0, le=1, description="Higher is better; max drop as a fraction of baseline.")
+    max_increase: float | None = Field(default=None, ge=0, description="Lower is better; max absolute increase.")
+    max_relative_increase: float | None = Field(default=None, ge=0, description="Lower is better; max increase as a fraction of baseline.")
+    limit: int | None = Field(default=None, gt=0, description="Evaluate at most this many items.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MetricTolerance:
+        forms = [k for k in TOLERANCE_FORMS if getattr(self, k) is not None]
+        if len(forms) != 1:
+            got = f" (got {', '.join(forms)})" if forms else ""
+            raise ValueError(f"give exactly one tolerance: {', '.join(TOLERANCE_FORMS)}{got}")
+        return self
+
+    @property
+    def tolerance_form(self) -> str:
+        return next(k for k in TOLERANCE_FORMS if getattr(self, k) is not None)
+
+    @property
+    def tolerance(self) -> float:
+        value = getattr(self, self.tolerance_form)
+        assert value is not None
+        return float(value)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.tolerance_form in ("max_drop", "max_relative_drop")
+
+
+TOLERANCE_FORMS = ("max_drop", "max_relative_drop", "max_increase", "max_relative_increase")
+
+
+class StressSuite(str, Enum):
+    reasoning = "reasoning"
+    instructions = "instructions"
+    long_context = "long_context"
+
+
+class Fidelity(_Strict):
+    max_kl: float | None = Field(default=None, ge=0, description="Max mean KL(baseline || quantized) per token, nats.")
+    max_flip_rate: float | None = Field(default=None, ge=0, le=1, description="Max fraction of top-1 next-token flips.")
+    texts: str | None = Field(default=None, description="Text set for fidelity (default: the shipped corpus).")
+    tokens: int | None = Field(default=None, gt=0, description="Number of token positions to compare.")
+
+
+class Quality(_Strict):
+    confidence: float | None = Field(default=None, gt=0.5, lt=1.0, description="Confidence level of the intervals, e.g. 0.95.")
+    metrics: list[MetricTolerance] = Field(default_factory=list)
+    stress: list[StressSuite] = Field(default_factory=list, description="Stress suites: reasoning, instructions, long_context.")
+    fidelity: Fidelity | None = None
+    sequential: bool = Field(default=True, description="Stop evaluating once the verdict is decided.")
+
+
+class Performance(_Strict):
+    min_speedup: float | None = Field(default=None, gt=0, description="Quantized tokens/s over baseline tokens/s.")
+    max_memory_gb: float | None = Field(default=None, gt=0, description="Peak memory of the quantized model.")
+    batch_sizes: list[int] = Field(default_factory=list, description="Batch sizes to measure (default: the target's batch).")
+
+
+class Rollout(_Strict):
+    flag: str | None = Field(default=None, description="Feature flag that routes traffic to the quantized model.")
+    traffic_slice: float | None = Field(default=None, gt=0, le=1, description="Initial fraction of traffic.")
+    rollback: Literal["baseline"] | None = Field(default=None, description="Rollback target: the archived full-precision baseline.")
+
+
+class ModelSpec(_Strict):
+    """One model's quantization decision, following the SCALE sequence."""
+
+    apiVersion: Literal["quant-gate/v1"] = Field(description="Schema version; only quant-gate/v1.")
+    kind: Literal["ModelSpec"]
+    metadata: Metadata
+    model: ModelSource
+    constraint: Constraint | None = Field(default=None, description="SCALE stage 1; denied by policy when missing.")
+    quantization: Quantization | None = Field(default=None, description="SCALE stage 2; denied by policy when missing.")
+    calibration: Calibration | None = Field(default=None, description="SCALE stage 3; denied by policy when missing.")
+    quality: Quality | None = Field(default=None, description="SCALE stage 4: tolerances declared before measuring.")
+    performance: Performance | None = None
+    rollout: Rollout | None = Field(default=None, description="SCALE stage 5.")
+
