@@ -48,6 +48,9 @@ class Rule:
     """Dotted name, e.g. scale.constraint-declared."""
     severity: ClassVar[Severity] = Severity.deny
     stage: ClassVar[str] = "policy"
+    """Stage whose facts the rule reads: spec, weights, plan, policy."""
+    waivable: ClassVar[bool] = True
+    """False for rules no waiver may silence (e.g. unsafe pickle, remote code)."""
     summary: ClassVar[str]
     """One line: what the rule requires."""
     why: ClassVar[str]
