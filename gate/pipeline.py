@@ -159,14 +159,25 @@ def spec_ref(outcome: StaticOutcome) -> SpecRef:
         return SpecRef(path=display_path(outcome.path))
     spec = loaded.spec
     q = spec.quantization
+    c = spec.calibration
+    m = spec.model
+    baseline = f"{m.hub}@{m.revision}" if m.hub else (m.path or m.gguf)
     return SpecRef(
         path=loaded.shown_path,
         name=spec.metadata.name,
         sha256=loaded.sha256,
         owner=spec.metadata.owner,
         tier=spec.metadata.tier.value,
+        traffic_share=spec.metadata.traffic_share,
         method=q.method if q else None,
         bits=q.bits if q else None,
+        group_size=q.group_size if q else None,
+        format=q.format if q else None,
+        baseline=baseline,
+        calibration_source=c.source if c else None,
+        calibration_sha256=c.sha256 if c else None,
+        calibration_samples=c.samples if c else None,
+        calibration_max_seq_len=c.max_seq_len if c else None,
     )
 
 

@@ -145,13 +145,25 @@ class Verdict(_Frozen):
 
 
 class SpecRef(_Frozen):
+    """The spec a result is about, with its configuration log (what was asked for)."""
+
     path: str
     name: str | None = None
     sha256: str | None = None
+    """sha256 of the spec file's bytes."""
     owner: str | None = None
     tier: str | None = None
+    traffic_share: float | None = None
     method: str | None = None
     bits: int | None = None
+    group_size: int | None = None
+    format: str | None = None
+    baseline: str | None = None
+    """The declared baseline: ``hub@revision``, or the local path/GGUF file."""
+    calibration_source: str | None = None
+    calibration_sha256: str | None = None
+    calibration_samples: int | None = None
+    calibration_max_seq_len: int | None = None
 
 
 class GateResult(_Frozen):

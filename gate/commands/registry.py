@@ -1,17 +1,130 @@
-"""`gate registry` (placeholder until its issue lands)."""
+"""`gate registry ...`: list, show, diff, export, import runs; record incidents."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from gate.errors import InputError
 
-HELP = "(not built yet)"
+HELP = "query the run registry (list, show, diff, export, import, incident)"
+
+VERDICTS = ("pass", "fail", "inconclusive", "error")
+
+
+def add_registry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", type=Path, default=None, metavar="DB",
+                        help="registry database (default: .gate/registry.db)")
+
+
+def registry_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from gate.registry import DEFAULT_DB, Registry
+
+    return Registry(args.registry or DEFAULT_DB)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs="*")
+    sub = parser.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help="list runs, newest first")
+    p.add_argument("--model")
+    p.add_argument("--verdict", choices=VERDICTS)
+    p.add_argument("--since", help="ISO date or timestamp (inclusive)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--format", choices=["terminal", "json"], default="terminal")
+    add_registry_option(p)
+    p = sub.add_parser("show", help="show one run")
+    p.add_argument("id", type=int)
+    add_registry_option(p)
+    p = sub.add_parser("diff", help="what changed between two runs (config, versions, metrics)")
+    p.add_argument("a", type=int)
+    p.add_argument("b", type=int)
+    add_registry_option(p)
+    p = sub.add_parser("export", help="export runs (jsonl keeps everything; csv for spreadsheets)")
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
+    add_registry_option(p)
+    p = sub.add_parser("import", help="import a jsonl export (runs already present are skipped)")
+    p.add_argument("file", type=Path)
+    add_registry_option(p)
+    p = sub.add_parser("incident", help="record a regression incident that reached production")
+    p.add_argument("model")
+    p.add_argument("--note", required=True)
+    p.add_argument("--run", type=int, default=None, help="the run id the incident is attributed to")
+    add_registry_option(p)
+    p = sub.add_parser("migrate", help="create or upgrade the registry schema")
+    add_registry_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise InputError("gate registry is not built yet")
+    registry = registry_from(args)
+    action = args.registry_command
+    if action == "list":
+        records = registry.list_runs(model=args.model, verdict=args.verdict, since=args.since, limit=args.limit)
+        if args.format == "json":
+            print(json.dumps([_summary(r) for r in records], indent=2))
+        else:
+            _print_list(records)
+        return 0
+    if action == "show":
+        record = registry.get(args.id)
+        print(json.dumps({**_summary(record), "runtime": record.runtime, "result": record.result}, indent=2))
+        return 0
+    if action == "diff":
+        from gate.registry.diff import diff_runs
+
+        changes = diff_runs(registry.get(args.a), registry.get(args.b))
+        if not changes:
+            print(f"runs {args.a} and {args.b} are identical in config, runtime and metrics")
+        for change in changes:
+            print(f"{change.section:8} {change.key}: {change.before} -> {change.after}")
+        return 0
+    if action == "export":
+        from gate.registry.exchange import export_csv, export_jsonl
+
+        records = registry.list_runs(limit=None)[::-1]
+        text = export_jsonl(records) if args.format == "jsonl" else export_csv(records)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+            print(f"exported {len(records)} runs to {args.out}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if action == "import":
+        from gate.registry.exchange import read_jsonl
+
+        imported, skipped = registry.import_rows(read_jsonl(args.file))
+        print(f"imported {imported} runs, skipped {skipped} already present")
+        return 0
+    if action == "incident":
+        incident_id = registry.add_incident(args.model, args.note, run_id=args.run)
+        print(f"recorded incident {incident_id} for {args.model}")
+        return 0
+    if action == "migrate":
+        print(f"registry schema version {registry.migrate()}")
+        return 0
+    raise InputError(f"unknown registry action {action!r}")
+
+
+def _summary(record) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {
+        "id": record.id, "recorded_at": record.recorded_at, "model": record.model, "verdict": record.verdict,
+        "method": record.method, "bits": record.bits, "group_size": record.group_size, "format": record.format,
+        "git_commit": record.git_commit, "spec_sha256": record.spec_sha256, "duration_s": record.duration_s,
+    }
+
+
+def _print_list(records) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(records)} runs")
+    for col in ("id", "recorded", "model", "method", "bits", "verdict", "metrics"):
+        table.add_column(col)
+    for r in records:
+        metrics = ", ".join(
+            f"{m['task']}/{m['metric']} {m['difference']:+.3g}" for m in r.result.get("metrics", [])
+        ) if len(records) <= 200 else ""
+        table.add_row(str(r.id), r.recorded_at[:19], r.model, r.method or "", str(r.bits or ""), r.verdict, metrics)
+    Console().print(table)
