@@ -14,14 +14,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("rule", help="rule id (QG101) or slug (scale.constraint-declared)")
 
 
-def run(args: argparse.Namespace) -> int:
+def explain_text(wanted: str) -> str:
+    """The docs of a built-in rule or engine check, by id (any case) or slug."""
+    from gate.policy.meta import ENGINE_CHECKS
     from gate.policy.rules import builtin_rules
 
     rules = builtin_rules()
-    by_slug = {r.slug: r for r in rules.values()}
-    wanted = args.rule.strip()
-    rule = rules.get(wanted.upper()) or by_slug.get(wanted)
-    if rule is None:
-        raise InputError(unknown_choice_message("rule", wanted, list(rules)), hint="`gate policy rules` lists every rule")
-    print(rule.explain(), end="")
+    wanted = wanted.strip()
+    rule = rules.get(wanted.upper()) or next((r for r in rules.values() if r.slug == wanted), None)
+    if rule is not None:
+        return rule.explain()
+    check = ENGINE_CHECKS.get(wanted.upper()) or next((c for c in ENGINE_CHECKS.values() if c.slug == wanted), None)
+    if check is not None:
+        return check.explain()
+    raise InputError(
+        unknown_choice_message("rule", wanted.upper() if wanted[:2].lower() == "qg" else wanted, [*rules, *ENGINE_CHECKS]),
+        hint="`gate policy rules` lists every rule; custom rules are explained by `gate policy show`",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    print(explain_text(args.rule), end="")
     return 0

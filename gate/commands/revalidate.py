@@ -41,11 +41,15 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{row['model']} (run {row['run_id']}, {row['spec']}): {changed}")
         return 0
 
-    from gate.run import RunOptions, run_spec
+    from gate.pipeline import find_repo_root
+    from gate.run import RunOptions, run_gate
+
+    # The registry records the new run itself (revalidate() below), so run_gate must not.
+    options = RunOptions(repo_root=find_repo_root(Path.cwd()), cache_dir=args.cache_dir, device=args.device,
+                         progress=args.format != "json", registry_db=None)
 
     def rerun(record):  # type: ignore[no-untyped-def]
-        options = RunOptions(cache_dir=args.cache_dir, device=args.device, record=False, quiet=args.format == "json")
-        return run_spec(Path(record.spec_path), options)
+        return run_gate(Path(record.spec_path), options)
 
     outcomes = revalidate(registry, candidates, rerun)
     if args.format == "json":
