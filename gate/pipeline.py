@@ -10,6 +10,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gate import __version__
 from gate.errors import ExitCode, GateError, InputError, MultiSpecError, SpecError
@@ -27,6 +28,9 @@ from gate.result import (
 )
 from gate.spec.loader import LoadedSpec, load_spec
 from gate.spec.yaml_source import display_path
+
+if TYPE_CHECKING:
+    from gate.policy.policy_set import PolicySet
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class StaticOutcome:
     loaded: LoadedSpec | None = None
     facts: Facts | None = None
     findings: list[Finding] = field(default_factory=list)
+    checks: int | None = None
+    """Rule checks that ran (None when the spec did not load)."""
     stages: list[StageRecord] = field(default_factory=list)
     error: GateError | None = None
 
@@ -79,16 +85,17 @@ def error_findings(error: GateError) -> list[Finding]:
     ]
 
 
-def run_static(path: Path, options: StaticOptions, policy_set: object | None = None) -> StaticOutcome:
+def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None = None) -> StaticOutcome:
     """Load the spec, gather facts, evaluate every rule. Never raises ``GateError``."""
     from gate.plan.catalog import load_catalog
     from gate.plan.memory import plan_for_spec
-    from gate.policy.engine import evaluate, load_policy_set
+    from gate.policy.engine import load_policy_set, run_checks
     from gate.weights import scan_spec_weights
+    from gate.weights.interface import FileVerdict
 
     outcome = StaticOutcome(path=path, started_at=now_iso())
 
-    def stage(name: str, func):  # type: ignore[no-untyped-def]
+    def stage(name: str, func: Any) -> Any:
         start = time.perf_counter()
         try:
             value = func()
@@ -102,9 +109,16 @@ def run_static(path: Path, options: StaticOptions, policy_set: object | None = N
         loaded = stage("spec", lambda: load_spec(path))
         outcome.loaded = loaded
         policies = policy_set if policy_set is not None else stage("policy-load", lambda: load_policy_set(options))
-        catalog = policies.extend_catalog(load_catalog())  # type: ignore[attr-defined]
-        weights = stage("weights", lambda: scan_spec_weights(loaded, options.repo_root))
-        plan = stage("plan", lambda: plan_for_spec(loaded, catalog, weights, options.repo_root))
+        catalog = policies.extend_catalog(load_catalog())
+        # The NaN/Inf value scan costs a full read of the weights: only when a policy enables QG511.
+        scan_values = policies.resolve("QG511", loaded.spec.metadata).enabled
+        weights = stage("weights", lambda: scan_spec_weights(loaded, options.repo_root, scan_values=scan_values))
+        if weights is not None and (weights.blocked_by_content or weights.with_verdict(FileVerdict.invalid)):
+            # Never parse files the weight scan judged unsafe or invalid; its findings say why.
+            plan = None
+            outcome.stages.append(StageRecord(stage="plan", status="skipped", message="weights failed the scan"))
+        else:
+            plan = stage("plan", lambda: plan_for_spec(loaded, catalog, weights, options.repo_root))
         facts = Facts(
             loaded=loaded,
             catalog=catalog,
@@ -114,7 +128,9 @@ def run_static(path: Path, options: StaticOptions, policy_set: object | None = N
             plan=plan,
         )
         outcome.facts = facts
-        outcome.findings = stage("policy", lambda: evaluate(facts, policies))
+        evaluation = stage("policy", lambda: run_checks(facts, policies))
+        outcome.findings = list(evaluation.findings)
+        outcome.checks = evaluation.checks
     except GateError as exc:
         outcome.error = exc
         outcome.findings.extend(error_findings(exc))
@@ -146,6 +162,7 @@ def static_result(outcome: StaticOutcome, command: str = "check") -> GateResult:
         verdict=Verdict(decision=decision, reasons=reasons),
         exit_code=int(code),
         findings=outcome.findings,
+        checks=outcome.checks,
         stages=outcome.stages,
         weights=outcome.facts.weights.model_dump(mode="json") if outcome.facts and outcome.facts.weights else None,
         plan=outcome.facts.plan.model_dump(mode="json") if outcome.facts and outcome.facts.plan else None,

@@ -180,6 +180,8 @@ class GateResult(_Frozen):
     verdict: Verdict
     exit_code: int
     findings: list[Finding] = Field(default_factory=list)
+    checks: int | None = None
+    """How many rule checks ran for this spec (the summary line's denominator)."""
     stages: list[StageRecord] = Field(default_factory=list)
     weights: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None

@@ -1,17 +1,88 @@
-"""`gate scan` (placeholder until its issue lands)."""
+"""`gate scan PATH...`: judge weight files from their bytes (pickle allowlist, safetensors, GGUF,
+remote code) without loading them. Exit 0 clean, 1 unsafe or invalid, 2 bad input."""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
 
-from gate.errors import InputError
+from gate.weights.interface import FileReport, FileVerdict, RemoteCode
 
-HELP = "(not built yet)"
+HELP = "scan weight files or model directories for unsafe pickles, invalid safetensors/GGUF and remote code"
+
+BLOCKING = frozenset({FileVerdict.unsafe, FileVerdict.unparseable, FileVerdict.invalid, FileVerdict.code})
+"""Verdicts that make `gate scan` exit 1. Allowlist-clean pickles exit 0 (QG505 denies them in
+`gate check`, where a waiver can allow a legacy model)."""
+
+
+class ScanFormat(StrEnum):
+    table = "table"
+    json = "json"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs="*")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="weight files or model directories")
+    parser.add_argument("--format", choices=[f.value for f in ScanFormat], default=ScanFormat.table.value)
+    parser.add_argument("--values", action="store_true", help="also stream safetensors tensors for NaN/Inf values")
+
+
+def blocked(files: list[FileReport], remote: RemoteCode) -> bool:
+    return any(f.verdict in BLOCKING or f.nonfinite_tensors for f in files) or remote.present
+
+
+def render_json(files: list[FileReport], remote: RemoteCode, code: int) -> str:
+    data = {
+        "files": [f.model_dump(mode="json") for f in files],
+        "remote_code": remote.model_dump(mode="json"),
+        "exit_code": code,
+    }
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def render_table(files: list[FileReport], remote: RemoteCode, *, color: bool = False) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    styles = {
+        FileVerdict.ok: "green", FileVerdict.other: "dim", FileVerdict.safe_by_allowlist: "yellow",
+        FileVerdict.unsafe: "bold red", FileVerdict.unparseable: "bold red", FileVerdict.invalid: "red",
+        FileVerdict.code: "bold red",
+    }
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=160, force_terminal=color, no_color=not color, highlight=False)
+    table = Table(show_lines=False)
+    for column in ("file", "format", "verdict", "detail"):
+        table.add_column(column, overflow="fold")
+    for f in files:
+        detail = f.reason or ""
+        if f.is_pickle and f.globals:
+            detail = (detail + "; " if detail else "") + "globals: " + ", ".join(f.globals)
+        if f.nonfinite_tensors:
+            detail = (detail + "; " if detail else "") + "NaN/Inf in: " + ", ".join(f.nonfinite_tensors)
+        table.add_row(f.path, f.format.value, f"[{styles[f.verdict]}]{f.verdict.value}[/]", detail)
+    console.print(table)
+    for path in remote.auto_map_files:
+        console.print(f"[bold red]remote code[/]: {path} declares auto_map ({'; '.join(remote.auto_map)})")
+    counts: dict[str, int] = {}
+    for f in files:
+        counts[f.verdict.value] = counts.get(f.verdict.value, 0) + 1
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    verdict = "[bold red]BLOCKED[/]" if blocked(files, remote) else "[bold green]CLEAN[/]"
+    console.print(f"{verdict}: {len(files)} file(s): {summary}")
+    return buffer.getvalue()
 
 
 def run(args: argparse.Namespace) -> int:
-    raise InputError("gate scan is not built yet")
+    from gate.weights import scan_paths
+
+    files, remote = scan_paths(list(args.paths), scan_values=args.values)
+    code = 1 if blocked(files, remote) else 0
+    if ScanFormat(args.format) is ScanFormat.json:
+        sys.stdout.write(render_json(files, remote, code))
+    else:
+        sys.stdout.write(render_table(files, remote, color=sys.stdout.isatty()))
+    return code

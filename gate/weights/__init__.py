@@ -1,10 +1,21 @@
-"""Weight supply chain (minimal placeholder; issue #4 replaces this)."""
+"""The weight supply chain: sha256 lockfiles, safetensors/GGUF validation, an allowlist pickle
+scanner working on opcodes only, remote-code detection and path confinement.
+
+Nothing here imports torch or unpickles anything; ``gate check`` calls ``scan_spec_weights``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from gate.weights.interface import WeightScan, WeightsError
+from gate.weights.lockfile import sha256_file, verify_lockfile, write_lockfile
+from gate.weights.scan import scan_paths, scan_spec_weights
 
-
-def scan_spec_weights(loaded: Any, repo_root: Path) -> Any:
-    return None
+__all__ = [
+    "WeightScan",
+    "WeightsError",
+    "scan_paths",
+    "scan_spec_weights",
+    "sha256_file",
+    "verify_lockfile",
+    "write_lockfile",
+]

@@ -1,0 +1,163 @@
+"""The weight stage: confinement first, then lockfile, file formats and remote code.
+
+``scan_spec_weights`` gathers facts for ``gate check`` and never raises for unsafe content (the
+QG5xx rules judge it); ``scan_paths`` backs ``gate scan``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from gate.errors import SourceLocation
+from gate.spec.loader import LoadedSpec
+from gate.weights import confinement
+from gate.weights.files import ScannedFile, check_indexes, scan_file
+from gate.weights.interface import (
+    FileFormat,
+    FileReport,
+    LockState,
+    LockStatus,
+    RemoteCode,
+    SourceKind,
+    WeightScan,
+    WeightsError,
+)
+from gate.weights.lockfile import model_files, read_lockfile, verify_lockfile
+from gate.weights.remote_code import auto_map_entries
+
+
+def scan_spec_weights(loaded: LoadedSpec, repo_root: Path, *, scan_values: bool = False) -> WeightScan | None:
+    """Facts about the baseline's files for the QG5xx rules.
+
+    Every spec path is checked for confinement BEFORE anything is read; a path that escapes is
+    recorded and never opened. Raises ``WeightsError`` (an ``InputError``) only for a lockfile
+    that cannot be parsed."""
+    spec = loaded.spec
+    model = spec.model
+    source = SourceKind(model.kind)
+    root = repo_root.resolve()
+    violations = [v for key, value in confinement.spec_paths(spec) if (v := confinement.check_path(key, value, root))]
+    escaped = {v.key for v in violations}
+    remote = RemoteCode(trust_remote_code=model.trust_remote_code)
+
+    location: str | None
+    model_path: Path | None
+    confine_root = root
+    if source is SourceKind.hub:
+        model_path = _hub_snapshot(model.hub or "", model.revision)
+        location = str(model_path) if model_path else None
+        if model_path is not None:
+            confine_root = model_path.parents[2].resolve()  # the hub cache entry (snapshots link to blobs)
+    else:
+        key = f"model.{source.value}"
+        value = model.path if source is SourceKind.path else model.gguf
+        location = PurePosixPath(value or "").as_posix()
+        model_path = None if key in escaped else root / (value or "")
+        if model_path is not None and not model_path.exists():
+            model_path = None
+    fetched = model_path is not None
+
+    lock = _lock_status(loaded, root, model_path, escaped)
+    files: list[FileReport] = []
+    if model_path is not None:
+        lockfile = root / model.lockfile if model.lockfile and "model.lockfile" not in escaped else None
+        if model_path.is_dir():
+            tree_key = "model.hub" if source is SourceKind.hub else f"model.{source.value}"
+            shown_root = location or str(model_path)
+            outside = confinement.check_tree(tree_key, model_path, confine_root, shown_root)
+            violations.extend(outside)
+            skip = {model_path / v.path[len(shown_root) + 1 :] for v in outside}
+        else:
+            skip = set()
+        paths = [p for p in model_files(model_path, exclude=[lockfile] if lockfile else []) if p not in skip]
+        scanned = _scan_many(paths, lambda p: _shown(p, model_path, location), scan_values)
+        files = [s.report for _, s in scanned]
+        remote = _remote_code(scanned, remote)
+    return WeightScan(
+        source=source,
+        location=location,
+        fetched=fetched,
+        files=files,
+        lock=lock,
+        remote_code=remote,
+        confinement=violations,
+        values_scanned=scan_values and fetched,
+    )
+
+
+def _shown(path: Path, model_path: Path, location: str | None) -> str:
+    """A file as reviewers see it: the spec's model path (as written) joined with the file."""
+    if location is None:
+        return str(path)
+    if not model_path.is_dir():
+        return location
+    return f"{location}/{path.relative_to(model_path).as_posix()}"
+
+
+def _scan_many(paths: Iterable[Path], shown, scan_values: bool) -> list[tuple[Path, ScannedFile]]:  # type: ignore[no-untyped-def]
+    scanned: list[tuple[Path, ScannedFile]] = []
+    for path in paths:
+        try:
+            scanned.append((path, scan_file(path, shown(path), scan_values=scan_values)))
+        except OSError as exc:
+            raise WeightsError(
+                f"cannot read weight file: {exc.strerror}", location=SourceLocation(shown(path)),
+                hint="check the file's permissions",
+            ) from None
+    return check_indexes(scanned)
+
+
+def _remote_code(scanned: list[tuple[Path, ScannedFile]], base: RemoteCode) -> RemoteCode:
+    py_files = sorted(s.report.path for _, s in scanned if s.report.format is FileFormat.python)
+    auto_map: list[str] = []
+    auto_map_files: list[str] = []
+    for path, item in scanned:
+        if path.suffix == ".json" and "config" in path.name and item.report.format is FileFormat.other:
+            entries = auto_map_entries(path)
+            if entries is not None:
+                auto_map.extend(entries)
+                auto_map_files.append(item.report.path)
+    return base.model_copy(update={"py_files": py_files, "auto_map": auto_map, "auto_map_files": sorted(auto_map_files)})
+
+
+def _lock_status(loaded: LoadedSpec, root: Path, model_path: Path | None, escaped: set[str]) -> LockStatus:
+    model = loaded.spec.model
+    if model.lockfile is None:
+        return LockStatus(state=LockState.not_declared, expected_revision=model.revision)
+    if "model.lockfile" in escaped:
+        return LockStatus(lockfile=model.lockfile, state=LockState.not_verified, expected_revision=model.revision)
+    lockfile = root / model.lockfile
+    if not lockfile.is_file():
+        return LockStatus(lockfile=model.lockfile, state=LockState.missing, expected_revision=model.revision)
+    if model_path is None:
+        lock = read_lockfile(lockfile, model.lockfile)  # still validates it, and the pinned revision
+        status = LockStatus(lockfile=model.lockfile, state=LockState.not_verified, revision=lock.revision, expected_revision=model.revision)
+        if model.hub is not None and status.revision_mismatch:
+            return status.model_copy(update={"state": LockState.mismatch})
+        return status
+    return verify_lockfile(model_path, lockfile, shown_lockfile=model.lockfile, expected_revision=model.revision)
+
+
+def _hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The local hub-cache snapshot of ``repo_id`` at ``revision`` (None when not downloaded)."""
+    if not revision or "/" not in repo_id or ".." in repo_id:
+        return None
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+    )
+    folder = "models--" + repo_id.replace("/", "--")
+    snapshot = Path(cache) / folder / "snapshots" / revision
+    return snapshot if snapshot.is_dir() else None
+
+
+def scan_paths(paths: Iterable[Path], *, scan_values: bool = False) -> tuple[list[FileReport], RemoteCode]:
+    """``gate scan``: every file under ``paths`` (files or directories), plus remote-code evidence."""
+    scanned: list[tuple[Path, ScannedFile]] = []
+    for given in paths:
+        if not given.exists() and not given.is_symlink():
+            raise WeightsError("path does not exist", hint="pass weight files or model directories", location=SourceLocation(str(given)))
+        files = model_files(given) if given.is_dir() else [given]
+        scanned.extend(_scan_many(files, lambda p: p.as_posix(), scan_values))
+    return [s.report for _, s in scanned], _remote_code(scanned, RemoteCode())
