@@ -1,4 +1,4 @@
-"""`gate check PATH...`: the static stages (spec, weights, plan, policy); no torch."""
+"""`gate check PATH...`: the static stages (spec, policy, weights, plan); no torch."""
 
 from __future__ import annotations
 
@@ -6,14 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from gate.errors import ExitCode
+from gate.errors import ExitCode, InputError
+from gate.report.interface import ReportFormat
 
 HELP = "validate specs and run the static checks (spec, policy, weights, plan) without a GPU"
 
+EXIT_PRIORITY = (ExitCode.UNEXPECTED, ExitCode.BAD_INPUT, ExitCode.BLOCKED)
+"""With several specs, the process exits with the most serious code any of them got."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, help="spec files or directories of specs")
-    parser.add_argument("--format", choices=["terminal", "json"], default="terminal")
+    parser.add_argument("paths", nargs="+", type=Path, help="spec files, or directories (searched for *.yaml/*.yml)")
+    parser.add_argument(
+        "--format", choices=[f.value for f in ReportFormat], default=ReportFormat.terminal.value, help="report format"
+    )
+    parser.add_argument("--output", type=Path, default=None, metavar="FILE", help="write the report here instead of stdout")
     parser.add_argument("--policies", type=Path, default=None, help="policy directory (default: <repo>/policies)")
     parser.add_argument(
         "--policies-from", dest="policies_from", default=None, metavar="GIT_REF",
@@ -24,19 +31,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gate.pipeline import StaticOptions, find_repo_root, run_static, static_result
-    from gate.report import ReportFormat, render
+    from gate.policy.engine import load_policy_set
+    from gate.report import ReportContext, render
     from gate.spec.loader import expand_spec_paths
 
     repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
     options = StaticOptions(repo_root=repo_root, policies_dir=args.policies, policies_ref=args.policies_from)
     paths = expand_spec_paths(list(args.paths))
-    from gate.policy.engine import load_policy_set
-
     policy_set = load_policy_set(options)
-    results = [static_result(run_static(p, options, policy_set)) for p in paths]
-    sys.stdout.write(render(results, ReportFormat(args.format)))
-    codes = [r.exit_code for r in results]
-    for code in (ExitCode.UNEXPECTED, ExitCode.BAD_INPUT, ExitCode.BLOCKED):
+    results = [static_result(run_static(path, options, policy_set)) for path in paths]
+    fmt = ReportFormat(args.format)
+    color = fmt is ReportFormat.terminal and args.output is None and sys.stdout.isatty()
+    text = render(results, fmt, ReportContext(color=color))
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{args.output}: cannot write the report: {exc.strerror or exc}") from None
+    return worst_exit_code([r.exit_code for r in results])
+
+
+def worst_exit_code(codes: list[int]) -> int:
+    """0 when every spec passed, else the most serious of 3, 2 and 1."""
+    for code in EXIT_PRIORITY:
         if code in codes:
             return int(code)
-    return 0
+    return int(ExitCode.OK)

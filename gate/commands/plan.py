@@ -1,17 +1,78 @@
-"""`gate plan` (placeholder until its issue lands)."""
+"""`gate plan`: the specs a change touches, as a GitHub Actions matrix on matching runners."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from gate.errors import InputError
+HELP = "list the specs a change touches (--changed-since REF) as a GitHub Actions matrix"
 
-HELP = "(not built yet)"
+FORMATS = ("json", "text", "paths", "matrix")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs="*")
+    parser.add_argument("--changed-since", dest="changed_since", metavar="GIT_REF", default=None,
+                        help="select specs touched since the merge base with this ref (default: every spec)")
+    parser.add_argument("--specs-dir", dest="specs_dir", default="models",
+                        help="directory of spec files, relative to the repository root (default: models)")
+    parser.add_argument("--repo-root", dest="repo_root", type=Path, default=None,
+                        help="repository root (default: enclosing git work tree)")
+    parser.add_argument("--check-results", dest="check_results", type=Path, nargs="+", default=[],
+                        metavar="RESULT_JSON", help="leave out specs whose `gate check` result did not pass")
+    parser.add_argument("--format", choices=FORMATS, default="json",
+                        help="json: the plan document; matrix: only the strategy.matrix value; "
+                             "paths: one spec per line; text: for people")
+    parser.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
+    parser.add_argument("--github-output", dest="github_output", type=Path, default=None, metavar="FILE",
+                        help="append matrix=, count=, specs=, deleted= to this file (pass \"$GITHUB_OUTPUT\")")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise InputError("gate plan is not built yet")
+    import json
+
+    from gate.errors import GateError
+    from gate.pipeline import StaticOptions, find_repo_root
+    from gate.plan.catalog import load_catalog
+    from gate.plan.changes import SelectedSpec, select_specs, spec_paths
+    from gate.plan.matrix import build_plan
+    from gate.report.load import load_results
+
+    repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
+    if args.changed_since:
+        changes = select_specs(repo_root, args.changed_since, specs_dir=args.specs_dir)
+        selected = list(changes.selected)
+    else:
+        changes = None
+        selected = [SelectedSpec(path=p, reasons=("every spec",)) for p in spec_paths(repo_root, args.specs_dir)]
+    catalog = load_catalog()
+    try:
+        from gate.policy.engine import load_policy_set
+
+        catalog = load_policy_set(StaticOptions(repo_root=repo_root)).extend_catalog(catalog)
+    except GateError:
+        pass  # `gate check` reports broken policies; the built-in catalog still places runners
+    checks = load_results(args.check_results) if args.check_results else []
+    plan = build_plan(changes, selected, repo_root, catalog, checks)
+
+    match args.format:
+        case "json":
+            text = plan.render()
+        case "matrix":
+            text = json.dumps(plan.matrix()) + "\n"
+        case "paths":
+            text = "".join(f"{e.spec}\n" for e in plan.entries)
+        case _:
+            text = plan.text()
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if args.github_output:
+        with args.github_output.open("a", encoding="utf-8") as out:
+            out.write(plan.github_outputs())
+    if plan.count == 0 and args.format != "text":
+        since = f" since {args.changed_since}" if args.changed_since else ""
+        print(f"gate plan: no spec to run{since}", file=sys.stderr)
+    return 0

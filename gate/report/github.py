@@ -1,0 +1,127 @@
+"""GitHub Actions output: workflow-command annotations and the job's step summary.
+
+GitHub shows at most 10 error and 10 warning annotations per step (and 10 notices); the most
+severe are kept and the rest are counted in the step summary. The step summary is the Markdown
+report, kept under GitHub's 1 MiB cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from gate.report import markdown
+from gate.report.interface import ReportContext
+from gate.report.summary import DECISION_LABEL, Level, plural, ranked_findings, verdict_needs_note
+from gate.result import GateResult
+
+ANNOTATIONS_PER_LEVEL = 10
+"""GitHub displays at most this many annotations of each level per step."""
+
+STEP_SUMMARY_LIMIT = 1_000_000
+"""GitHub's step-summary cap is 1 MiB (1,048,576 bytes); keep a margin."""
+
+COMMAND = {Level.error: "error", Level.warning: "warning", Level.notice: "notice"}
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    level: Level
+    file: str
+    line: int | None
+    col: int | None
+    title: str
+    message: str
+
+    def command(self) -> str:
+        props = [f"file={escape_property(self.file)}"]
+        if self.line is not None:
+            props.append(f"line={self.line}")
+            if self.col is not None:
+                props.append(f"col={self.col}")
+        props.append(f"title={escape_property(self.title)}")
+        return f"::{COMMAND[self.level]} {','.join(props)}::{escape_data(self.message)}"
+
+
+def all_annotations(results: list[GateResult]) -> list[Annotation]:
+    """One annotation per finding (most severe first), plus one per blocked spec without a blocking finding."""
+    out: list[Annotation] = []
+    for item in ranked_findings(results):
+        f = item.finding
+        loc = f.location
+        message = f.message + (f"\nHint: {f.hint}" if f.hint else "")
+        if f.waived and f.waiver is not None:
+            message += f"\nWaived until {f.waiver.expires} ({f.waiver.owner}): {f.waiver.reason}"
+        out.append(Annotation(
+            level=item.level,
+            file=loc.path if loc else item.result.spec.path,
+            line=loc.line if loc else None,
+            col=loc.col if loc else None,
+            title=f"{f.rule_id} {f.slug}" + (" (audit)" if f.mode == "audit" else ""),
+            message=message,
+        ))
+    verdicts = [
+        Annotation(
+            level=Level.error,
+            file=r.spec.path,
+            line=None,
+            col=None,
+            title=f"quant-gate {DECISION_LABEL[r.verdict.decision]}",
+            message="\n".join(r.verdict.reasons) or DECISION_LABEL[r.verdict.decision],
+        )
+        for r in results
+        if verdict_needs_note(r)
+    ]
+    errors = [a for a in out if a.level is Level.error]
+    return verdicts + errors + [a for a in out if a.level is not Level.error]
+
+
+def select_annotations(results: list[GateResult]) -> tuple[list[Annotation], dict[Level, int]]:
+    """The annotations GitHub will show, and how many of each level were left out."""
+    shown: list[Annotation] = []
+    omitted = dict.fromkeys(Level, 0)
+    per_level = dict.fromkeys(Level, 0)
+    for a in all_annotations(results):
+        if per_level[a.level] < ANNOTATIONS_PER_LEVEL:
+            shown.append(a)
+            per_level[a.level] += 1
+        else:
+            omitted[a.level] += 1
+    return shown, omitted
+
+
+def omitted_line(omitted: dict[Level, int]) -> str | None:
+    parts = [plural(n, level.value) for level, n in omitted.items() if n]
+    if not parts:
+        return None
+    return (
+        f"{', '.join(parts)} not shown as annotations (GitHub shows {ANNOTATIONS_PER_LEVEL} per level); "
+        "every finding is listed in the report below."
+    )
+
+
+def render(results: list[GateResult], context: ReportContext | None = None) -> str:
+    """Workflow commands for the log: annotations, then a plain line counting those left out."""
+    shown, omitted = select_annotations(results)
+    lines = [a.command() for a in shown]
+    note = omitted_line(omitted)
+    if note:
+        lines.append(f"quant-gate: {note}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def step_summary(results: list[GateResult], context: ReportContext | None = None) -> str:
+    """The Markdown report for ``$GITHUB_STEP_SUMMARY`` (with the annotation overflow counted)."""
+    ctx = context or ReportContext()
+    _, omitted = select_annotations(results)
+    note = omitted_line(omitted)
+    if note:
+        ctx = replace(ctx, extra_notes=(*ctx.extra_notes, note))
+    return markdown.render(results, ctx, limit=STEP_SUMMARY_LIMIT)

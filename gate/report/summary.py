@@ -1,0 +1,355 @@
+"""Shared views of results for every format: overall verdict, finding levels, numbers, stage sections.
+
+Pure functions over ``GateResult``s; no format-specific markup here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from gate.errors import ExitCode
+from gate.result import Decision, Finding, GateResult, MetricResult, Severity
+
+DECISION_ORDER = (Decision.error, Decision.failed, Decision.inconclusive, Decision.passed)
+"""Most severe first: one error anywhere makes the overall decision an error."""
+
+DECISION_LABEL = {
+    Decision.passed: "PASS",
+    Decision.failed: "FAIL",
+    Decision.inconclusive: "INCONCLUSIVE",
+    Decision.error: "ERROR",
+}
+
+
+class Level(StrEnum):
+    """How a finding is shown: GitHub annotation levels, SARIF levels, terminal colours."""
+
+    error = "error"
+    """Blocks the merge."""
+    warning = "warning"
+    """Reported, does not block (warn severity, or a deny rule in audit mode)."""
+    notice = "notice"
+    """Context (info severity, or a waived deny)."""
+
+
+LEVEL_RANK = {Level.error: 0, Level.warning: 1, Level.notice: 2}
+
+
+def level_of(finding: Finding) -> Level:
+    """A finding's effective level: blocking denies are errors; waived denies are notices."""
+    if finding.blocking:
+        return Level.error
+    if finding.severity is Severity.deny and finding.waived:
+        return Level.notice
+    if finding.severity in (Severity.deny, Severity.warn):
+        return Level.warning
+    return Level.notice
+
+
+def overall_decision(results: Iterable[GateResult]) -> Decision:
+    """error > fail > inconclusive > pass; no results at all is a pass (nothing to gate)."""
+    decisions = {r.verdict.decision for r in results}
+    for decision in DECISION_ORDER:
+        if decision in decisions:
+            return decision
+    return Decision.passed
+
+
+def overall_exit_code(results: Iterable[GateResult]) -> int:
+    """The most severe exit code of the results: 3 unexpected > 2 bad input > 1 blocked > 0."""
+    codes = {r.exit_code for r in results}
+    for code in (ExitCode.UNEXPECTED, ExitCode.BAD_INPUT, ExitCode.BLOCKED):
+        if int(code) in codes:
+            return int(code)
+    nonzero = sorted(c for c in codes if c != 0)
+    return nonzero[0] if nonzero else 0
+
+
+@dataclass(frozen=True)
+class Located:
+    """A finding with the result it belongs to."""
+
+    result: GateResult
+    finding: Finding
+
+    @property
+    def level(self) -> Level:
+        return level_of(self.finding)
+
+
+def ranked_findings(results: Iterable[GateResult]) -> list[Located]:
+    """Every finding, most severe first, then by spec, file and line (stable, deterministic)."""
+    items = [Located(r, f) for r in results for f in r.findings]
+
+    def key(item: Located) -> tuple[int, str, str, int, int, str]:
+        loc = item.finding.location
+        return (
+            LEVEL_RANK[item.level],
+            item.result.spec.path,
+            loc.path if loc else "",
+            (loc.line or 0) if loc else 0,
+            (loc.col or 0) if loc else 0,
+            item.finding.rule_id,
+        )
+
+    return sorted(items, key=key)
+
+
+def verdict_needs_note(result: GateResult) -> bool:
+    """Whether a blocked spec's reasons are not already carried by a blocking finding.
+
+    True for failed/inconclusive metrics and for blocks without any blocking finding; annotations
+    and SARIF then add one verdict entry on the spec file so every block is visible.
+    """
+    if result.verdict.decision is Decision.passed:
+        return False
+    if any(m.outcome is not Decision.passed for m in result.metrics):
+        return True
+    return not any(f.blocking for f in result.findings)
+
+
+def level_counts(results: Iterable[GateResult]) -> dict[Level, int]:
+    counts = dict.fromkeys(Level, 0)
+    for item in ranked_findings(results):
+        counts[item.level] += 1
+    return counts
+
+
+def decision_counts(results: Iterable[GateResult]) -> dict[Decision, int]:
+    counts = dict.fromkeys(DECISION_ORDER, 0)
+    for r in results:
+        counts[r.verdict.decision] += 1
+    return counts
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def summary_line(results: list[GateResult]) -> str:
+    """``2 specs: 1 pass, 1 fail · 52 rule checks · 1 blocking finding, 2 warnings, 0 notices``.
+
+    The rule-check count appears when the results carry it (``GateResult.checks``).
+    """
+    dc = decision_counts(results)
+    lc = level_counts(results)
+    decided = ", ".join(f"{dc[d]} {d.value}" for d in DECISION_ORDER if dc[d]) or "nothing to gate"
+    known = [r.checks for r in results if r.checks is not None]
+    checks = f"{plural(sum(known), 'rule check')} · " if known else ""
+    return (
+        f"{plural(len(results), 'spec')}: {decided} · {checks}"
+        f"{plural(lc[Level.error], 'blocking finding')}, {plural(lc[Level.warning], 'warning')}, "
+        f"{plural(lc[Level.notice], 'notice')}"
+    )
+
+
+# ---- numbers -------------------------------------------------------------------------------
+
+
+def num(value: Any, digits: int = 4) -> str:
+    """A compact number: ``0.7312``, ``12.35``, ``1.235e+05``; non-numbers as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "—" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= 6 or magnitude <= -4:
+        return f"{value:.{digits - 1}e}"
+    decimals = max(0, digits - 1 - magnitude)
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+RELATIVE_FORMS = ("max_relative_drop", "max_relative_increase")
+
+
+def degradation(value: float, form: str) -> str:
+    """A degradation in its tolerance's units: percent for relative forms, points for max_drop."""
+    if form in RELATIVE_FORMS:
+        return f"{num(value * 100, 3)}%"
+    if form == "max_drop":
+        return f"{num(value, 3)} pts"
+    return num(value, 4)
+
+
+def metric_drop(m: MetricResult) -> str:
+    """``+1.2 pts [0.4, 2.0] (95%)``: the degradation with its confidence interval."""
+    sign = "+" if m.difference > 0 else ""
+    interval = f"[{degradation(m.ci_low, m.tolerance_form)}, {degradation(m.ci_high, m.tolerance_form)}]"
+    return f"{sign}{degradation(m.difference, m.tolerance_form)} {interval} ({num(m.confidence * 100, 3)}%)"
+
+
+def metric_tolerance(m: MetricResult) -> str:
+    """``≤ 1 pts (max_drop)``."""
+    return f"≤ {degradation(m.tolerance, m.tolerance_form)} ({m.tolerance_form})"
+
+
+# ---- stage sections (dicts owned by other stages) ------------------------------------------------
+
+
+def flatten(section: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys; lists of scalars joined; lists of named records by name.
+
+    A list of dicts that carry a ``name`` (e.g. the performance stage's constraint checks) becomes
+    one row per record, ``checks.memory.peak``, with the record summarised; other lists of dicts
+    become a count.
+    """
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, list):
+            if all(not isinstance(v, (Mapping, list)) for v in value):
+                out[name] = ", ".join(num(v) for v in value)
+            elif all(isinstance(v, Mapping) and "name" in v for v in value):
+                for record in value:
+                    out[f"{name}.{record['name']}"] = record_summary(record)
+            else:
+                out[name] = f"{len(value)} items"
+        else:
+            out[name] = value
+    return out
+
+
+def record_summary(record: Mapping[str, Any]) -> str:
+    """``0.8 vs target 4: pass`` for a constraint check; ``k=v, ...`` for any other record."""
+    if "measured" in record and "target" in record:
+        passed = record.get("passed")
+        outcome = "not judged here" if passed is None else ("pass" if passed else "FAIL")
+        text = f"{num(record['measured'])} vs target {num(record['target'])}: {outcome}"
+        return text + (f" ({record['note']})" if record.get("note") else "")
+    return ", ".join(f"{k}={num(v)}" for k, v in record.items() if k != "name" and not isinstance(v, (Mapping, list)))
+
+
+UNITS = (
+    ("tokens_per_s", "tok/s"),
+    ("_per_s", "/s"),
+    ("_gb", "GB"),
+    ("_mb", "MB"),
+    ("_bytes", "B"),
+    ("_per_token_p50", "ms"),
+    ("_per_token_p95", "ms"),
+    ("_ms_p50", "ms"),
+    ("_ms_p95", "ms"),
+    ("_ms", "ms"),
+    ("_seconds", "s"),
+    ("_s", "s"),
+    ("speedup", "x"),
+)
+BATCH_KEYED = ("tokens_per_s", "speedup")
+"""Sections keyed by batch size (``tokens_per_s.4``)."""
+
+
+def _name_part(key: str) -> str:
+    """The last non-numeric segment of a dotted key (``tokens_per_s`` in ``x.tokens_per_s.4``)."""
+    parts = key.split(".")
+    while len(parts) > 1 and parts[-1].isdigit():
+        parts.pop()
+    return parts[-1]
+
+
+def unit_of(key: str) -> str:
+    last = _name_part(key)
+    for suffix, unit in UNITS:
+        if last.endswith(suffix):
+            return unit
+    return ""
+
+
+def human_bytes(value: float) -> str:
+    for factor, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if abs(value) >= factor:
+            return f"{num(value / factor, 3)} {unit}"
+    return f"{num(value)} B"
+
+
+def with_unit(key: str, value: Any) -> str:
+    unit = unit_of(key)
+    text = num(value)
+    if not unit or text == "—" or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return text
+    if unit == "B":
+        return human_bytes(value)
+    return f"{text}{unit}" if unit == "x" else f"{text} {unit}"
+
+
+def label_of(key: str) -> str:
+    """``baseline.peak_memory_gb`` -> ``peak memory``; ``tokens_per_s.4`` -> ``tokens per s (batch 4)``."""
+    parts = key.split(".")
+    batch = None
+    if len(parts) > 1 and parts[-1].isdigit() and parts[-2] in BATCH_KEYED:
+        batch = parts.pop()
+    last = parts[-1]
+    if not last.endswith("_per_s"):
+        for suffix in ("_gb", "_mb", "_bytes", "_ms", "_seconds", "_s"):
+            if last.endswith(suffix) and len(last) > len(suffix):
+                parts[-1] = last[: -len(suffix)]
+                break
+    text = ".".join(parts).replace("_", " ")
+    return f"{text} (batch {batch})" if batch else text
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One measurement taken on both models (``baseline.x`` / ``quantized.x`` in a section)."""
+
+    key: str
+    """The measurement's name without the baseline/quantized part, e.g. ``peak_memory_gb``."""
+    baseline: Any
+    quantized: Any
+
+    @property
+    def ratio(self) -> float | None:
+        b, q = self.baseline, self.quantized
+        if isinstance(b, (int, float)) and isinstance(q, (int, float)) and not isinstance(b, bool) and b:
+            return float(q) / float(b)
+        return None
+
+
+def split_section(section: Mapping[str, Any] | None) -> tuple[list[Comparison], dict[str, Any]]:
+    """Baseline/quantized pairs and the remaining scalar facts of a stage section.
+
+    A pair is any two keys that differ only in a ``baseline``/``quantized`` part:
+    ``baseline.peak_memory_gb`` and ``quantized.peak_memory_gb``, or ``baseline_tokens_per_s``
+    and ``quantized_tokens_per_s``.
+    """
+    if not section:
+        return [], {}
+    flat = flatten(section)
+    pairs: list[Comparison] = []
+    used: set[str] = set()
+    for key, value in flat.items():
+        if "baseline" not in key or key in used:
+            continue
+        twin = key.replace("baseline", "quantized", 1)
+        if twin in flat:
+            name = key.replace("baseline.", "", 1).replace("baseline_", "", 1).replace("_baseline", "", 1)
+            pairs.append(Comparison(key=name, baseline=value, quantized=flat[twin]))
+            used.update((key, twin))
+    rest = {k: v for k, v in flat.items() if k not in used}
+    return pairs, rest
+
+
+def memory_comparison(result: GateResult) -> Comparison | None:
+    """Baseline vs quantized peak memory from the performance section, when measured."""
+    pairs, _ = split_section(result.performance)
+    for pair in pairs:
+        if "memory" in pair.key and pair.ratio is not None:
+            return pair
+    return None
+
+
+def configuration_log(result: GateResult) -> dict[str, str]:
+    """What was asked for: the spec reference's fields that are set."""
+    data = result.spec.model_dump(mode="json")
+    return {k: num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+            for k, v in data.items() if v is not None}

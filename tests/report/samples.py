@@ -1,0 +1,117 @@
+"""Hand-built results for the report tests (exact-output goldens depend on every value here)."""
+
+from __future__ import annotations
+
+from gate.result import (
+    Decision,
+    Finding,
+    GateResult,
+    Location,
+    MetricResult,
+    Severity,
+    SpecRef,
+    StageRecord,
+    Verdict,
+    WaiverNote,
+)
+
+
+def failed_run() -> GateResult:
+    """A `gate run` that failed: one blocking finding, a warning, a waived deny, a failed metric."""
+    return GateResult(
+        gate_version="0.1.0",
+        command="run",
+        spec=SpecRef(path="models/support.yaml", name="support-assistant", sha256="ab" * 32, owner="team-support",
+                     tier="critical", method="awq", bits=4),
+        started_at="2026-11-23T10:00:00Z",
+        finished_at="2026-11-23T10:12:30Z",
+        verdict=Verdict(decision=Decision.failed, reasons=[
+            "QG104 calibration.samples: 32 samples is below the minimum of 128",
+            "support_qa acc: degradation 2.4 pts exceeds max_drop 1 pts",
+        ]),
+        exit_code=1,
+        findings=[
+            Finding(rule_id="QG205", slug="calibration.fresh", severity=Severity.warn,
+                    message="calibration data was collected 400 days ago",
+                    location=Location(path="models/support.yaml", line=31, col=3),
+                    hint="re-collect calibration data from recent production traffic"),
+            Finding(rule_id="QG104", slug="calibration.enough-samples", severity=Severity.deny,
+                    message="calibration.samples: 32 samples is below the minimum of 128",
+                    location=Location(path="models/support.yaml", line=29, col=12),
+                    hint="use `samples: 128` or more (the sanctioned default is 256)"),
+            Finding(rule_id="QG301", slug="weights.lockfile", severity=Severity.deny,
+                    message="no lockfile for the baseline weights",
+                    location=Location(path="models/support.yaml", line=10, col=3),
+                    hint="run `gate lock models/support.yaml`", waived=True,
+                    waiver=WaiverNote(reason="weights move to the registry next sprint", owner="team-platform",
+                                      expires="2026-12-31",
+                                      source=Location(path="policies/waivers.yaml", line=4, col=5))),
+            Finding(rule_id="QG900", slug="info.baseline-q4", severity=Severity.info,
+                    message="the baseline is already 4-bit (GGUF Q4_1) | compare with care"),
+        ],
+        stages=[
+            StageRecord(stage="spec", status="ok", seconds=0.01),
+            StageRecord(stage="quantize", status="ok", seconds=312.5, cache_hit=False),
+            StageRecord(stage="evaluate", status="ok", seconds=420.25),
+        ],
+        metrics=[
+            MetricResult(task="support_qa", metric="acc", n=400, baseline=0.7325, quantized=0.7085,
+                         difference=2.4, ci_low=1.1, ci_high=3.7, confidence=0.95, tolerance=1.0,
+                         tolerance_form="max_drop", higher_is_better=True,
+                         method="McNemar exact", p_value=0.0004, outcome=Decision.failed),
+            MetricResult(task="qg_wikitext_local", metric="word_perplexity", n=64, n_total=128, baseline=18.42,
+                         quantized=18.97, difference=0.02986, ci_low=0.021, ci_high=0.0387, confidence=0.95,
+                         tolerance=0.05, tolerance_form="max_relative_increase", higher_is_better=False,
+                         method="paired bootstrap, 10000 resamples, seed 0", outcome=Decision.passed,
+                         note="stopped early: decided after 64 of 128 documents"),
+        ],
+        performance={
+            "constraint": "memory",
+            "baseline": {"device": "cuda", "prefill_ms_p50": 41.5, "decode_ms_per_token_p50": 22.1,
+                         "tokens_per_s": {"1": 40.0, "4": 131.0}, "peak_memory_bytes": 2_500_000_000,
+                         "memory_kind": "cuda_max_allocated"},
+            "quantized": {"device": "cuda", "prefill_ms_p50": 35.2, "decode_ms_per_token_p50": 17.0,
+                          "tokens_per_s": {"1": 52.0, "4": 170.3}, "peak_memory_bytes": 810_000_000,
+                          "memory_kind": "cuda_max_allocated"},
+            "speedup": {"1": 1.3, "4": 1.3},
+            "memory_ratio": 0.324,
+            "checks": [{"name": "memory.peak", "target": 20.0, "measured": 0.81, "passed": True, "note": None}],
+            "passed": True,
+        },
+        fidelity={"texts": "qg_license_ppl", "tokens": 2048, "kl_mean": 0.0213, "kl_ci_low": 0.019,
+                  "kl_ci_high": 0.0236, "flip_rate": 0.047, "max_kl": 0.05, "max_flip_rate": 0.1, "passed": True},
+        runtime={"python": "3.12.3", "torch": "2.13.0", "autoawq": "0.2.9", "device": "cuda", "gpu": "NVIDIA L4"},
+    )
+
+
+def passed_check() -> GateResult:
+    """A `gate check` that passed with no findings."""
+    return GateResult(
+        gate_version="0.1.0",
+        command="check",
+        spec=SpecRef(path="models/tiny.yaml", name="tiny", owner="team-platform", tier="internal", method="rtn",
+                     bits=8),
+        started_at="2026-11-23T09:59:00Z",
+        finished_at="2026-11-23T09:59:01Z",
+        verdict=Verdict(decision=Decision.passed, reasons=["all static checks passed"]),
+        exit_code=0,
+        stages=[StageRecord(stage="spec", status="ok", seconds=0.004), StageRecord(stage="policy", status="ok")],
+    )
+
+
+def error_check(path: str = "models/broken.yaml") -> GateResult:
+    """A `gate check` that could not load its spec."""
+    return GateResult(
+        gate_version="0.1.0",
+        command="check",
+        spec=SpecRef(path=path),
+        started_at="2026-11-23T09:58:00Z",
+        finished_at="2026-11-23T09:58:00Z",
+        verdict=Verdict(decision=Decision.error, reasons=[f"{path}:3:1: quantization.bits: required key is missing"]),
+        exit_code=2,
+        findings=[Finding(rule_id="QG000", slug="spec.invalid", severity=Severity.deny, stage="spec",
+                          message="quantization.bits: required key is missing",
+                          location=Location(path=path, line=3, col=1), hint="add `bits` under `quantization`")],
+        stages=[StageRecord(stage="spec", status="failed", message="quantization.bits: required key is missing")],
+        error=f"{path}:3:1: quantization.bits: required key is missing\n  Hint: add `bits` under `quantization`",
+    )

@@ -1,0 +1,217 @@
+"""Behaviour of each format beyond the goldens: limits, escaping, schema validity, counts."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from gate.report import ReportContext, ReportFormat, github, markdown, render
+from gate.report.summary import num, overall_exit_code
+from gate.result import Decision, Finding, Location, Severity
+from tests.report.samples import error_check, failed_run, passed_check
+
+DATA = Path(__file__).parent / "data"
+
+
+def many_findings(n_errors: int, n_warnings: int) -> list[Finding]:
+    out = [Finding(rule_id="QG601", slug="plan.memory-fits", severity=Severity.deny, message=f"error {i}",
+                   location=Location(path="models/support.yaml", line=i + 1, col=1)) for i in range(n_errors)]
+    out += [Finding(rule_id="QG304", slug="calibration.fresh", severity=Severity.warn, message=f"warning {i}",
+                    location=Location(path="models/support.yaml", line=100 + i, col=3)) for i in range(n_warnings)]
+    return out
+
+
+# ---- markdown ---------------------------------------------------------------------------------
+
+
+def test_markdown_starts_with_the_sticky_marker_and_verdict() -> None:
+    text = render([failed_run()], ReportFormat.markdown)
+    assert text.splitlines()[:2] == ["<!-- quant-gate:report -->", "## ❌ quant-gate: FAIL"]
+
+
+def test_markdown_without_context_shows_plain_locations() -> None:
+    text = render([failed_run()], ReportFormat.markdown)
+    assert "`models/support.yaml:29:12`" in text
+    assert "https://" not in text
+
+
+def test_markdown_escapes_table_cells() -> None:
+    r = failed_run()
+    bad = Finding(rule_id="X1", slug="custom.x", severity=Severity.warn, message="a | b\nc <script>")
+    text = render([r.model_copy(update={"findings": [bad]})], ReportFormat.markdown)
+    assert "| a \\| b<br>c &lt;script&gt; |" in text
+
+
+def test_markdown_no_specs() -> None:
+    text = render([], ReportFormat.markdown)
+    assert text == (
+        "<!-- quant-gate:report -->\n## ✅ quant-gate: PASS\n\n"
+        "No spec changed in this pull request: nothing to gate.\n\n"
+        "<sub>quant-gate 0.1.0 · result schema 1.0</sub>\n"
+    )
+
+
+def test_markdown_truncates_to_the_limit_with_a_pointer() -> None:
+    ctx = ReportContext(details_url="https://github.com/acme/models/actions/runs/42")
+    results = [failed_run().model_copy(update={"spec": failed_run().spec.model_copy(update={
+        "path": f"models/m{i:03}.yaml", "name": f"m{i:03}"})}) for i in range(60)]
+    full = markdown.render(results, ctx, limit=10_000_000)
+    assert len(full.encode()) > 65_536
+    text = markdown.render(results, ctx)
+    assert len(text.encode()) <= markdown.COMMENT_LIMIT
+    assert text.startswith(markdown.MARKER)
+    assert "<details>" not in text
+    assert "spec sections and the details were left out; the full report is in the " \
+           "[workflow run](https://github.com/acme/models/actions/runs/42)." in text
+    # the overview table still lists every spec
+    assert all(f"models/m{i:03}.yaml" in text for i in range(60))
+
+
+def test_markdown_drops_only_details_when_that_is_enough() -> None:
+    full = markdown.render([failed_run()], limit=10_000_000)
+    text = markdown.render([failed_run()], limit=len(full.encode()) - 100)
+    assert "<details>" not in text
+    assert "### ❌ support-assistant" in text
+    assert "> ✂️ This report was truncated to fit GitHub's size limit: details were left out; run " \
+           "`gate report --format markdown` on the uploaded results for the full report." in text
+
+
+def test_markdown_chart_is_a_mermaid_xychart() -> None:
+    text = render([failed_run()], ReportFormat.markdown)
+    chart = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert chart.splitlines()[0] == "xychart-beta"
+    assert '  x-axis ["support_qa acc", "qg_wikitext_local word_perplexity", "peak memory", ' \
+           '"tokens per s (batch 1)", "tokens per s (batch 4)"]' in chart
+    assert "  line [96.7, 103, 32.4, 130, 130]" in chart
+
+
+# ---- github -------------------------------------------------------------------------------------
+
+
+def test_annotations_cap_ten_per_level_most_severe_first() -> None:
+    r = failed_run().model_copy(update={"findings": many_findings(14, 12), "metrics": []})
+    lines = github.render([r]).splitlines()
+    errors = [line for line in lines if line.startswith("::error ")]
+    warnings = [line for line in lines if line.startswith("::warning ")]
+    assert len(errors) == 10 and len(warnings) == 10
+    assert errors[0].endswith("::error 0")
+    assert lines[-1] == (
+        "quant-gate: 4 errors, 2 warnings not shown as annotations (GitHub shows 10 per level); "
+        "every finding is listed in the report below."
+    )
+    summary = github.step_summary([r])
+    assert "> 4 errors, 2 warnings not shown as annotations" in summary
+
+
+def test_annotation_escaping() -> None:
+    f = Finding(rule_id="C1", slug="custom.odd", severity=Severity.deny, message="50% off\r\nnext",
+                location=Location(path="models/a,b:c.yaml", line=2, col=1))
+    r = passed_check().model_copy(update={"findings": [f]})
+    first = github.render([r]).splitlines()[0]
+    assert first == "::error file=models/a%2Cb%3Ac.yaml,line=2,col=1,title=C1 custom.odd::50%25 off%0D%0Anext"
+
+
+def test_step_summary_stays_under_one_mebibyte() -> None:
+    results = [failed_run().model_copy(update={"spec": failed_run().spec.model_copy(update={
+        "path": f"models/m{i:04}.yaml"})}) for i in range(400)]
+    summary = github.step_summary(results)
+    assert len(summary.encode()) <= github.STEP_SUMMARY_LIMIT < 1 << 20
+
+
+# ---- sarif --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sarif_validator() -> jsonschema.Draft4Validator:
+    schema = json.loads((DATA / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator.check_schema(schema)
+    return jsonschema.Draft4Validator(schema)
+
+
+def test_sarif_validates_against_the_official_schema(sarif_validator: jsonschema.Draft4Validator) -> None:
+    for results in ([failed_run(), passed_check(), error_check()], [passed_check()], []):
+        doc = json.loads(render(results, ReportFormat.sarif))
+        errors = [e.message for e in sarif_validator.iter_errors(doc)]
+        assert errors == []
+
+
+def test_the_sarif_schema_check_can_fail(sarif_validator: jsonschema.Draft4Validator) -> None:
+    doc = json.loads(render([failed_run()], ReportFormat.sarif))
+    doc["runs"][0]["results"][0]["level"] = "fatal"
+    assert [e.message for e in sarif_validator.iter_errors(doc)] == [
+        "'fatal' is not one of ['none', 'note', 'warning', 'error']"
+    ]
+
+
+def test_sarif_content() -> None:
+    doc = json.loads(render([failed_run()], ReportFormat.sarif))
+    run = doc["runs"][0]
+    by_rule = {r["ruleId"]: r for r in run["results"]}
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == ["QG104", "QG205", "QG900", "QG301",
+                                                                  "quant-gate/verdict"]
+    assert by_rule["QG104"]["level"] == "error"
+    assert by_rule["QG104"]["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "models/support.yaml", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 29, "startColumn": 12},
+    }
+    assert by_rule["QG205"]["level"] == "warning"
+    assert by_rule["QG301"]["suppressions"][0]["justification"] == (
+        "weights move to the registry next sprint (owner team-platform, expires 2026-12-31)"
+    )
+    assert by_rule["quant-gate/verdict"]["message"]["text"].startswith("FAIL: QG104 calibration.samples")
+
+
+# ---- junit --------------------------------------------------------------------------------------
+
+
+def test_junit_one_case_per_spec_and_check() -> None:
+    root = ET.fromstring(render([failed_run(), passed_check(), error_check()], ReportFormat.junit))
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["models/support.yaml", "models/tiny.yaml", "models/broken.yaml"]
+    names = [c.get("name") for c in suites[0].findall("testcase")]
+    assert names == ["stage spec", "stage quantize", "stage evaluate", "rule QG205 calibration.fresh",
+                     "rule QG104 calibration.enough-samples", "rule QG301 weights.lockfile",
+                     "rule QG900 info.baseline-q4", "metric support_qa acc",
+                     "metric qg_wikitext_local word_perplexity", "verdict"]
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("16", "4", "2")
+    inconclusive = failed_run().metrics[0].model_copy(update={"outcome": Decision.inconclusive})
+    r = failed_run().model_copy(update={"metrics": [inconclusive]})
+    case = ET.fromstring(render([r], ReportFormat.junit)).find(".//testcase[@name='metric support_qa acc']")
+    assert case is not None and case.find("failure").get("type") == "inconclusive"  # type: ignore[union-attr]
+
+
+# ---- terminal -----------------------------------------------------------------------------------
+
+
+def test_terminal_plain_and_colour() -> None:
+    plain = render([failed_run(), passed_check()], ReportFormat.terminal)
+    assert "models/support.yaml:29:12" in plain
+    assert plain.endswith(
+        "2 specs: 1 fail, 1 pass · 1 blocking finding, 1 warning, 2 notices\nquant-gate: FAIL\n"
+    )
+    assert "\x1b[" not in plain
+    counted = render([passed_check().model_copy(update={"checks": 26}), failed_run().model_copy(update={"checks": 27})],
+                     ReportFormat.terminal)
+    assert "2 specs: 1 fail, 1 pass · 53 rule checks · 1 blocking finding" in counted
+    colour = render([passed_check()], ReportFormat.terminal, ReportContext(color=True))
+    assert "\x1b[1;32mquant-gate: PASS\x1b[0m" in colour
+
+
+# ---- shared -------------------------------------------------------------------------------------
+
+
+def test_overall_exit_code_is_the_most_severe() -> None:
+    assert overall_exit_code([]) == 0
+    assert overall_exit_code([passed_check(), failed_run()]) == 1
+    assert overall_exit_code([failed_run(), error_check()]) == 2
+    assert overall_exit_code([error_check().model_copy(update={"exit_code": 3}), error_check()]) == 3
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.73251, "0.7325"), (18.4234, "18.42"), (1234567.0, "1.235e+06"),
+                                             (0.00001234, "1.234e-05"), (2.0, "2"), (None, "—"), (7, "7")])
+def test_num(value: object, text: str) -> None:
+    assert num(value) == text
