@@ -1,0 +1,314 @@
+"""Non-inferiority per metric, and the verdict of one spec.
+
+Per metric the *degradation* is expressed in the tolerance's own units and direction (positive =
+worse): absolute points (or metric units) for ``max_drop``/``max_increase``, a fraction of the
+baseline for the ``max_relative_*`` forms. With one-sided bounds ``[low, high]`` at the declared
+confidence:
+
+- PASS when ``high <= tolerance`` (degradation beyond the tolerance is excluded),
+- FAIL when ``low > tolerance`` (degradation within the tolerance is excluded),
+- INCONCLUSIVE otherwise; it blocks unless the policy says ``inconclusive: allow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from gate.errors import ExitCode, InputError
+from gate.result import Decision, Finding, MetricResult, Verdict
+from gate.spec.models import MetricTolerance
+from gate.verdict.stats import (
+    RATIO_KINDS,
+    PairedScores,
+    _check_confidence,
+    _tango_z_scalar,
+    aggregate,
+    index_chunks,
+    mcnemar_exact_p,
+    normal_cdf,
+    percentile_bounds,
+    tango_bounds,
+)
+
+InconclusivePolicy = Literal["block", "allow"]
+Method = Literal["auto", "bootstrap", "score"]
+
+ABSOLUTE_FORMS = ("max_drop", "max_increase")
+
+
+def compare_metric(
+    tolerance: MetricTolerance,
+    scores: PairedScores,
+    *,
+    confidence: float,
+    seed: int = 0,
+    resamples: int = 10_000,
+    n_total: int | None = None,
+    method: Method = "auto",
+) -> MetricResult:
+    """Baseline vs quantized on one metric, judged against its declared tolerance.
+
+    ``method``: ``score`` = the paired score interval for binary scores (Tango 1998; at zero
+    margin it is McNemar's test), only for absolute tolerances; ``bootstrap`` = the paired
+    percentile bootstrap (any kind and form); ``auto`` = ``score`` where it applies, else
+    ``bootstrap``. ``p_value`` is the one-sided p-value of the non-inferiority null hypothesis
+    "degradation >= tolerance" (PASS needs it below ``1 - confidence``).
+    """
+    _check_confidence(confidence)
+    _check_direction(tolerance, scores)
+    if n_total is not None and n_total < scores.n:
+        raise InputError(
+            f"{tolerance.task}/{tolerance.metric}: n_total {n_total} is smaller than the {scores.n} items compared",
+            hint="pass the size of the full eval set as n_total (or leave it out)",
+        )
+    form = tolerance.tolerance_form
+    tol = tolerance.tolerance
+    sign = 1.0 if tolerance.higher_is_better else -1.0
+    base_value, quant_value = scores.aggregates()
+    relative = form not in ABSOLUTE_FORMS
+    if relative and base_value <= 0:
+        raise InputError(
+            f"{tolerance.task}/{tolerance.metric}: the baseline scores {base_value:g}, so a relative "
+            f"tolerance (`{form}`) is undefined",
+            hint="use an absolute tolerance (`max_drop` or `max_increase`) for this metric",
+        )
+    use_score = method == "score" or (method == "auto" and scores.kind == "binary" and not relative)
+    if use_score and (scores.kind != "binary" or relative):
+        raise InputError(
+            f"{tolerance.task}/{tolerance.metric}: the paired score interval needs binary scores and an absolute tolerance",
+            hint="use method='bootstrap'",
+        )
+    if relative:
+        difference = sign * (base_value - quant_value) / base_value
+    else:
+        difference = sign * (base_value - quant_value) * scores.scale
+
+    if use_score:
+        low, high, p_value, how = _score_bounds(scores, tol, sign, confidence)
+    else:
+        low, high, p_value = _bootstrap_bounds(scores, tol, sign, relative, confidence, seed, resamples)
+        how = f"paired bootstrap, {resamples} resamples, seed {seed}"
+
+    if high <= tol:
+        outcome = Decision.passed
+    elif low > tol:
+        outcome = Decision.failed
+    else:
+        outcome = Decision.inconclusive
+    return MetricResult(
+        task=tolerance.task,
+        metric=tolerance.metric,
+        n=scores.n,
+        n_total=scores.n if n_total is None else n_total,
+        baseline=base_value,
+        quantized=quant_value,
+        difference=difference,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        tolerance=tol,
+        tolerance_form=form,
+        higher_is_better=tolerance.higher_is_better,
+        method=how,
+        p_value=p_value,
+        outcome=outcome,
+    )
+
+
+def _check_direction(tolerance: MetricTolerance, scores: PairedScores) -> None:
+    if scores.kind in RATIO_KINDS and tolerance.higher_is_better:
+        raise InputError(
+            f"{tolerance.task}/{tolerance.metric}: {scores.kind} is lower-is-better, but the tolerance "
+            f"is `{tolerance.tolerance_form}` (a drop)",
+            hint="declare `max_increase` or `max_relative_increase` for perplexity-type metrics",
+        )
+
+
+def _score_bounds(scores: PairedScores, tol: float, sign: float, confidence: float) -> tuple[float, float, float, str]:
+    right_base, right_quant = scores.discordance()
+    worse, better = (right_base, right_quant) if sign > 0 else (right_quant, right_base)
+    n = scores.n
+    low_p, high_p = tango_bounds(worse, better, n, confidence)
+    z_margin = _tango_z_scalar(worse, better, n, tol / scores.scale)
+    p_value = normal_cdf(z_margin)
+    how = (
+        f"paired score interval (Tango; McNemar at zero margin), {worse} worse and {better} better "
+        f"of {n} items, McNemar exact p={mcnemar_exact_p(worse, better):.3g}"
+    )
+    return float(low_p) * scores.scale, float(high_p) * scores.scale, p_value, how
+
+
+def _bootstrap_bounds(
+    scores: PairedScores, tol: float, sign: float, relative: bool, confidence: float, seed: int, resamples: int
+) -> tuple[float, float, float]:
+    if resamples < 100:
+        raise InputError(f"{resamples} bootstrap resamples are too few", hint="use at least 1000 (default 10000)")
+    draws = []
+    per_item = None
+    if not relative and scores.kind in ("mean", "binary"):
+        # Absolute difference of means = mean of per-item differences: half the work.
+        per_item = sign * (scores.base - scores.quant) * scores.scale
+    for idx in index_chunks(scores.n, resamples, seed):
+        if per_item is not None:
+            draws.append(per_item[idx].mean(axis=1))
+            continue
+        b = aggregate(scores.kind, scores.base, idx)
+        q = aggregate(scores.kind, scores.quant, idx)
+        if relative:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = sign * (b - q) / b
+            # A resample whose baseline aggregate is 0 has an unbounded relative drop.
+            d = np.where(b > 0, d, np.inf)
+        else:
+            d = sign * (b - q) * scores.scale
+        draws.append(d)
+    all_draws = np.concatenate(draws)
+    low, high = percentile_bounds(all_draws, confidence, scores.n)
+    p_value = float(np.mean(all_draws >= tol))
+    return low, high, p_value
+
+
+# --- The verdict ---------------------------------------------------------------------------------
+
+
+def decide(
+    metrics: Sequence[MetricResult],
+    *,
+    findings: Sequence[Finding],
+    fidelity_ok: bool | None,
+    performance_ok: bool | None,
+    inconclusive: InconclusivePolicy = "block",
+    extra_reasons: Sequence[str] = (),
+    require_metrics: bool = True,
+) -> Verdict:
+    """The spec's verdict from its metric comparisons, findings and fidelity/performance bounds.
+
+    FAIL if any metric failed, any finding blocks, or fidelity/performance is out of bounds (``None``
+    = not measured); else ERROR if a metric could not be evaluated; else INCONCLUSIVE if any metric
+    is inconclusive; else PASS. With ``require_metrics`` (the mandatory-validation standard) an
+    empty ``metrics`` list FAILS. ``inconclusive`` does not change the decision: an inconclusive
+    verdict stays INCONCLUSIVE and ``is_blocking(verdict, inconclusive)`` says whether it blocks;
+    under ``allow`` a reason line records that the policy let it through. ``extra_reasons``
+    (e.g. the fidelity or performance details) follow the failure reasons.
+    """
+    failed = [m for m in metrics if m.outcome is Decision.failed]
+    errored = [m for m in metrics if m.outcome is Decision.error]
+    unsure = [m for m in metrics if m.outcome is Decision.inconclusive]
+    passed = [m for m in metrics if m.outcome is Decision.passed]
+    blocking = [f for f in findings if f.blocking]
+
+    fail_reasons = [describe(m) for m in failed]
+    fail_reasons += [_describe_finding(f) for f in blocking]
+    if fidelity_ok is False:
+        fail_reasons.append("fidelity: outside the declared bounds (max_kl / max_flip_rate) → FAIL")
+    if performance_ok is False:
+        fail_reasons.append("performance: outside the declared bounds (min_speedup / max_memory_gb) → FAIL")
+    if require_metrics and not metrics:
+        fail_reasons.append(
+            "no quality metric was evaluated: no quantized model ships without passing an evaluation set "
+            "against its full-precision baseline → FAIL"
+        )
+
+    if fail_reasons:
+        decision = Decision.failed
+    elif errored:
+        decision = Decision.error
+    elif unsure:
+        decision = Decision.inconclusive
+    else:
+        decision = Decision.passed
+
+    reasons = fail_reasons + list(extra_reasons)
+    reasons += [describe(m) for m in errored]
+    reasons += [describe(m) for m in unsure]
+    if decision is Decision.inconclusive:
+        if inconclusive == "allow":
+            reasons.append("inconclusive allowed by policy (inconclusive: allow): not blocking")
+        else:
+            reasons.append(
+                "inconclusive blocks by default (fail-closed): evaluate more items, or a policy may set inconclusive: allow"
+            )
+    reasons += [describe(m) for m in passed]
+    return Verdict(decision=decision, reasons=reasons)
+
+
+def is_blocking(verdict: Verdict, inconclusive_policy: InconclusivePolicy = "block") -> bool:
+    """Whether the verdict blocks the merge: FAIL and ERROR always; INCONCLUSIVE unless allowed."""
+    if verdict.decision is Decision.passed:
+        return False
+    if verdict.decision is Decision.inconclusive:
+        return inconclusive_policy != "allow"
+    return True
+
+
+def exit_code(verdict: Verdict, inconclusive_policy: InconclusivePolicy = "block") -> ExitCode:
+    """0 when not blocking, 3 for ERROR, else 1 (use instead of ``exit_code_for`` under ``allow``)."""
+    if not is_blocking(verdict, inconclusive_policy):
+        return ExitCode.OK
+    return ExitCode.UNEXPECTED if verdict.decision is Decision.error else ExitCode.BLOCKED
+
+
+# --- Reason lines --------------------------------------------------------------------------------
+
+_OUTCOME_TEXT = {
+    Decision.passed: "PASS",
+    Decision.failed: "FAIL",
+    Decision.inconclusive: "INCONCLUSIVE",
+    Decision.error: "ERROR",
+}
+
+
+def describe(m: MetricResult) -> str:
+    """One human line with the estimate, its bounds, the tolerance, the method and n.
+
+    e.g. ``qa/acc: drop 0.80 points [95% bounds -0.40, 2.00] > tolerance 1.00 not excluded
+    (paired bootstrap, 10000 resamples, seed 0; n=400) → INCONCLUSIVE``
+    """
+    what = {
+        "max_drop": "drop",
+        "max_relative_drop": "relative drop",
+        "max_increase": "increase",
+        "max_relative_increase": "relative increase",
+    }[m.tolerance_form]
+    relative = m.tolerance_form not in ABSOLUTE_FORMS
+    unit = " points" if not relative and _looks_like_points(m) else ""
+
+    def num(x: float) -> str:
+        if relative:
+            return f"{x * 100:.2f}%"
+        return f"{x:.2f}" if x == 0 or abs(x) >= 0.01 else f"{x:.2g}"
+
+    if m.outcome is Decision.passed:
+        compare = f"≤ tolerance {num(m.tolerance)}"
+    elif m.outcome is Decision.failed:
+        compare = f"> tolerance {num(m.tolerance)}"
+    else:
+        compare = f"> tolerance {num(m.tolerance)} not excluded"
+    n_text = f"n={m.n}" if m.n_total in (None, m.n) else f"n={m.n} of {m.n_total}"
+    line = (
+        f"{m.task}/{m.metric}: {what} {num(m.difference)}{unit} "
+        f"[{_percent(m.confidence)} bounds {num(m.ci_low)}, {num(m.ci_high)}] {compare} "
+        f"({m.method}; {n_text}) → {_OUTCOME_TEXT[m.outcome]}"
+    )
+    if m.note:
+        line += f" ({m.note})"
+    return line
+
+
+def _looks_like_points(m: MetricResult) -> bool:
+    name = m.metric.lower()
+    if "perplexity" in name or "bits_per_byte" in name:
+        return False
+    return 0.0 <= m.baseline <= 1.0 and 0.0 <= m.quantized <= 1.0
+
+
+def _percent(confidence: float) -> str:
+    return f"{confidence * 100:.5g}%"
+
+
+def _describe_finding(f: Finding) -> str:
+    where = f" {f.location}" if f.location else ""
+    return f"{f.rule_id}{where}: {f.message} → FAIL"

@@ -1,0 +1,248 @@
+"""Can this eval set resolve this tolerance at all? Asked BEFORE spending compute on the quantized model.
+
+The gate's question is whether a quantized model that is exactly as good as its baseline (true
+degradation 0) would PASS, i.e. whether the upper ``confidence`` bound of the degradation falls
+below the tolerance ``delta``, with probability ``power``. For a paired design with per-item
+degradation standard deviation ``sigma`` (in tolerance units) the normal approximation gives
+
+    n_needed = ceil(((z_confidence + z_power) * sigma / delta) ** 2)
+
+(for the bootstrap-decided kinds ``z_confidence`` is taken at the expanded-percentile level the
+bootstrap uses for ``n_needed`` items, a slightly stricter level for small sets).
+
+By symmetry the same ``n`` gives the same power to FAIL a model whose true degradation is
+``2 * delta``. ``sigma`` comes from, in order of preference:
+
+- binary scores: ``sigma^2 = pi`` (in proportion units), ``pi`` the discordance rate (share of items
+  the two models score differently): ``assumed_discordance`` when given (e.g. observed in a
+  previous run), else the no-pairing-benefit bound ``2 p (1 - p)`` from the baseline accuracy
+  ``p`` (``base_scores``), else ``0.5`` (its maximum, p = 1/2);
+- real-valued scores: ``sigma^2 = 2 Var(base) (1 - rho)`` with ``rho = assumed_correlation``
+  (default 0: no pairing benefit), from ``base_scores``;
+- perplexity / bits per byte: the same with the linearised (delta-method) per-document influence
+  of the ratio ``sum nll / sum count``.
+
+The defaults are conservative (they assume quantized answers are independent of the baseline's);
+real quantized models agree with their baseline on most items, so pass the discordance or
+correlation observed in an earlier run to get a realistic figure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gate.errors import InputError
+from gate.spec.models import MetricTolerance
+from gate.verdict.stats import RATIO_KINDS, SCORE_KINDS, _check_confidence, expanded_level, normal_quantile
+
+
+@dataclass(frozen=True)
+class SampleSizeCheck:
+    """Whether ``n_available`` items can resolve the tolerance, and how many would."""
+
+    resolvable: bool
+    """False when the set is too small for the declared tolerance and confidence (or can never be)."""
+    n_needed: int
+    """Paired items needed under ``assumption``; -1 when no number suffices (a zero tolerance)."""
+    n_available: int
+    """Items in the eval set (after any ``limit``)."""
+    reason: str
+    """One human line, e.g. ``qa/acc: 250 items cannot resolve a 1-point tolerance ...``."""
+    checked: bool = True
+    """False when no variance bound exists without baseline scores (perplexity, real-valued
+    scores); then ``resolvable`` is True and the reason says the check was skipped."""
+    assumption: str = ""
+    """Where the per-item variance came from, e.g. ``assumed discordance 10%``."""
+
+
+def check_resolvable(
+    tolerance: MetricTolerance,
+    *,
+    n_available: int,
+    confidence: float,
+    base_scores: np.ndarray | None = None,
+    power: float = 0.8,
+    assumed_discordance: float | None = None,
+    assumed_correlation: float | None = None,
+    kind: str | None = None,
+) -> SampleSizeCheck:
+    """Say up front whether ``n_available`` paired items can reach a verdict for ``tolerance``.
+
+    ``kind`` (mean | binary | perplexity | bits_per_byte) defaults to what ``base_scores`` and the
+    metric name imply: 2-D scores are perplexity (bits_per_byte when the metric says so), 0/1
+    scores binary; with no scores, perplexity-type names are ratio metrics and everything else is
+    treated as a proportion (acc, exact_match, ...).
+    """
+    _check_confidence(confidence)
+    if not 0.0 < power < 1.0:
+        raise InputError(f"power {power} is outside (0, 1)", hint="use e.g. power=0.8")
+    if n_available < 0:
+        raise InputError(f"n_available is negative ({n_available})", hint="count the eval set's items")
+    if assumed_discordance is not None and not 0.0 < assumed_discordance <= 1.0:
+        raise InputError(
+            f"assumed discordance {assumed_discordance} is outside (0, 1]",
+            hint="give the share of items the two models score differently, e.g. 0.1",
+        )
+    if assumed_correlation is not None and not -1.0 <= assumed_correlation < 1.0:
+        raise InputError(f"assumed correlation {assumed_correlation} is outside [-1, 1)", hint="e.g. 0.9")
+    name = f"{tolerance.task}/{tolerance.metric}"
+    scores = None if base_scores is None else np.asarray(base_scores, dtype=np.float64)
+    kind = kind or _infer_kind(tolerance.metric, scores)
+    if kind not in SCORE_KINDS:
+        raise InputError(f"unknown score kind {kind!r}", hint=f"use one of: {', '.join(SCORE_KINDS)}")
+    points = kind == "binary" or (kind == "mean" and scores is not None and bool(np.all((scores >= 0) & (scores <= 1))))
+    what = _tolerance_text(tolerance, points)
+    at = f"at {_pct(confidence)} confidence"
+    unit = "documents" if kind in RATIO_KINDS else "items"
+
+    margin_sd = _margin_over_sd(tolerance, kind, scores, assumed_discordance, assumed_correlation)
+    if margin_sd is None:
+        return SampleSizeCheck(
+            resolvable=True,
+            n_needed=0,
+            n_available=n_available,
+            reason=(
+                f"{name}: not checked: {what} has no variance bound without the baseline's per-item "
+                "scores (pass base_scores)"
+            ),
+            checked=False,
+        )
+    ratio, assumption = margin_sd
+    if ratio <= 0:
+        return SampleSizeCheck(
+            resolvable=False,
+            n_needed=-1,
+            n_available=n_available,
+            reason=f"{name}: a zero tolerance can never be shown {at}: any finite eval set leaves some doubt",
+            assumption=assumption,
+        )
+    z = normal_quantile(confidence) + normal_quantile(power)
+    n_needed = max(1, math.ceil((z / ratio) ** 2))
+    if kind != "binary" and math.isfinite(ratio):
+        # The bootstrap decides at the expanded-percentile level for n items (a little stricter
+        # than c for small n); size for that level so the promised power holds.
+        for _ in range(3):
+            z = normal_quantile(expanded_level(confidence, n_needed)) + normal_quantile(power)
+            n_needed = max(1, math.ceil((z / ratio) ** 2))
+    resolvable = n_available >= n_needed
+    if resolvable:
+        reason = (
+            f"{name}: {n_available:,} {unit} can resolve {what} {at} ({_pct(power)} power; "
+            f"about {n_needed:,} paired {unit} are needed, {assumption})"
+        )
+    else:
+        reason = (
+            f"{name}: {n_available:,} {unit} cannot resolve {what} {at}; about {n_needed:,} paired "
+            f"{unit} are needed ({assumption}, {_pct(power)} power)"
+        )
+    return SampleSizeCheck(
+        resolvable=resolvable, n_needed=n_needed, n_available=n_available, reason=reason, assumption=assumption
+    )
+
+
+def _infer_kind(metric: str, scores: np.ndarray | None) -> str:
+    lowered = metric.lower()
+    if scores is not None and scores.ndim == 2:
+        return "bits_per_byte" if "bits_per_byte" in lowered else "perplexity"
+    if scores is None:
+        if "bits_per_byte" in lowered:
+            return "bits_per_byte"
+        if "perplexity" in lowered:
+            return "perplexity"
+        return "binary"
+    return "binary" if bool(np.all((scores == 0) | (scores == 1))) else "mean"
+
+
+def _margin_over_sd(
+    tolerance: MetricTolerance,
+    kind: str,
+    scores: np.ndarray | None,
+    discordance: float | None,
+    correlation: float | None,
+) -> tuple[float, str] | None:
+    """The tolerance divided by the per-item standard deviation of the degradation (same units)."""
+    form = tolerance.tolerance_form
+    tol = tolerance.tolerance
+    relative = form in ("max_relative_drop", "max_relative_increase")
+    rho = 0.0 if correlation is None else correlation
+    rho_text = "no pairing benefit assumed" if correlation is None else f"assumed correlation {correlation:g}"
+    if scores is not None:
+        _check_scores(scores, kind)
+
+    if kind == "binary":
+        p = None if scores is None else float(scores.mean())
+        if discordance is not None:
+            pi, assumption = discordance, f"assumed discordance {_pct(discordance)}"
+        elif p is not None:
+            pi = 2.0 * p * (1.0 - p)
+            assumption = f"discordance bound 2p(1-p) = {_pct(pi)} from baseline accuracy {p:.3f}, no pairing benefit assumed"
+        else:
+            pi, assumption = 0.5, "worst-case discordance 50%, no baseline scores"
+        if relative:
+            if p is None:
+                return None
+            margin = tol * p  # relative drop of a proportion -> absolute margin in proportion units
+        else:
+            margin = tol / 100.0  # absolute tolerances on 0/1 scores are in points
+        return (margin / math.sqrt(pi) if pi > 0 else math.inf), assumption
+
+    if scores is None:
+        return None
+
+    if kind == "mean":
+        mean = float(scores.mean())
+        var = 2.0 * float(scores.var(ddof=1) if scores.size > 1 else 0.0) * (1.0 - rho)
+        in_unit = bool(np.all((scores >= 0) & (scores <= 1)))
+        if relative:
+            if mean <= 0:
+                return None
+            margin = tol * mean
+        else:
+            margin = tol / 100.0 if in_unit else tol
+        return _ratio(margin, var), f"per-item variance from {scores.size} baseline items, {rho_text}"
+
+    # Ratio metrics: R = sum nll / sum count; per-document influence (s_i - R w_i) / mean(w).
+    nll, count = scores[:, 0], scores[:, 1]
+    r = float(nll.sum() / count.sum())
+    influence = (nll - r * count) / float(count.mean())
+    var = 2.0 * float(influence.var(ddof=1) if influence.size > 1 else 0.0) * (1.0 - rho)
+    if kind == "perplexity":
+        ppl = math.exp(r)
+        margin = math.log1p(tol) if relative else math.log1p(tol / ppl)
+    else:
+        margin = tol * r if relative else tol * math.log(2.0)
+    return _ratio(margin, var), f"per-document variance from {influence.size} baseline documents, {rho_text}"
+
+
+def _ratio(margin: float, var: float) -> float:
+    if margin <= 0:
+        return 0.0
+    return margin / math.sqrt(var) if var > 0 else math.inf
+
+
+def _check_scores(scores: np.ndarray, kind: str) -> None:
+    want_2d = kind in RATIO_KINDS
+    if (want_2d and (scores.ndim != 2 or scores.shape[1] != 2)) or (not want_2d and scores.ndim != 1):
+        raise InputError(
+            f"baseline scores of shape {scores.shape} do not fit kind {kind!r}",
+            hint="give (n,) scores for mean/binary metrics and (n, 2) (nll, count) for perplexity-type metrics",
+        )
+    if scores.shape[0] == 0 or not np.all(np.isfinite(scores)):
+        raise InputError("baseline scores are empty or contain NaN/inf", hint="fix the baseline evaluation")
+
+
+def _tolerance_text(tolerance: MetricTolerance, points: bool) -> str:
+    tol = tolerance.tolerance
+    form = tolerance.tolerance_form
+    if form in ("max_relative_drop", "max_relative_increase"):
+        return f"a {_pct(tol)} relative tolerance"
+    if points:
+        return f"a {tol:g}-point tolerance"
+    return f"a tolerance of {tol:g}"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.4g}%"

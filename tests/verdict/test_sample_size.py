@@ -1,0 +1,153 @@
+"""check_resolvable: hand-computed sample sizes and exact messages."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from gate.errors import InputError
+from gate.spec.models import MetricTolerance
+from gate.verdict.sample_size import check_resolvable
+
+ACC_1 = MetricTolerance(task="qg_reasoning", metric="acc", max_drop=1.0)
+
+
+def _n(sigma2: float, margin: float, confidence: float = 0.95, power: float = 0.8) -> int:
+    z = stats.norm.ppf(confidence) + stats.norm.ppf(power)
+    return math.ceil(z * z * sigma2 / margin**2)
+
+
+def _n_bootstrap(sigma2: float, margin: float, confidence: float = 0.95, power: float = 0.8) -> int:
+    """As ``_n``, with z_confidence at the expanded-percentile level for n items (scipy's t)."""
+    n = _n(sigma2, margin, confidence, power)
+    for _ in range(3):
+        level = confidence if n < 6 else stats.norm.cdf(math.sqrt(n / (n - 1)) * stats.t.ppf(confidence, n - 1))
+        z = stats.norm.ppf(level) + stats.norm.ppf(power)
+        n = math.ceil(z * z * sigma2 / margin**2)
+    return n
+
+
+def test_binary_with_assumed_discordance_by_hand() -> None:
+    # ((1.6449 + 0.8416)^2 * 0.10 / 0.01^2) = 6182.6 -> 6183 paired items.
+    check = check_resolvable(ACC_1, n_available=250, confidence=0.95, assumed_discordance=0.10)
+    assert check.n_needed == 6183 == _n(0.10, 0.01)
+    assert not check.resolvable
+    assert check.n_available == 250
+    assert check.reason == (
+        "qg_reasoning/acc: 250 items cannot resolve a 1-point tolerance at 95% confidence; about 6,183 paired "
+        "items are needed (assumed discordance 10%, 80% power)"
+    )
+    assert check.assumption == "assumed discordance 10%"
+
+
+def test_binary_resolvable_message() -> None:
+    check = check_resolvable(ACC_1, n_available=7000, confidence=0.95, assumed_discordance=0.10)
+    assert check.resolvable
+    assert check.reason == (
+        "qg_reasoning/acc: 7,000 items can resolve a 1-point tolerance at 95% confidence (80% power; about "
+        "6,183 paired items are needed, assumed discordance 10%)"
+    )
+
+
+def test_binary_conservative_bound_from_baseline_accuracy() -> None:
+    base = np.r_[np.ones(73), np.zeros(27)]
+    check = check_resolvable(ACC_1, n_available=250, confidence=0.95, base_scores=base)
+    assert check.n_needed == _n(2 * 0.73 * 0.27, 0.01)
+    assert check.assumption == (
+        "discordance bound 2p(1-p) = 39.42% from baseline accuracy 0.730, no pairing benefit assumed"
+    )
+
+
+def test_binary_worst_case_without_any_information() -> None:
+    check = check_resolvable(ACC_1, n_available=250, confidence=0.95)
+    assert check.n_needed == _n(0.5, 0.01)
+    assert check.assumption == "worst-case discordance 50%, no baseline scores"
+
+
+def test_power_and_confidence_move_n_the_right_way() -> None:
+    base = check_resolvable(ACC_1, n_available=0, confidence=0.95, assumed_discordance=0.1).n_needed
+    assert check_resolvable(ACC_1, n_available=0, confidence=0.99, assumed_discordance=0.1).n_needed > base
+    assert check_resolvable(ACC_1, n_available=0, confidence=0.95, assumed_discordance=0.1, power=0.9).n_needed > base
+    loose = MetricTolerance(task="qg_reasoning", metric="acc", max_drop=2.0)
+    assert check_resolvable(loose, n_available=0, confidence=0.95, assumed_discordance=0.1).n_needed == _n(0.1, 0.02)
+
+
+def test_relative_tolerance_on_binary_needs_the_baseline() -> None:
+    tol = MetricTolerance(task="qa", metric="acc", max_relative_drop=0.02)
+    base = np.r_[np.ones(80), np.zeros(20)]
+    check = check_resolvable(tol, n_available=100, confidence=0.95, base_scores=base, assumed_discordance=0.05)
+    assert check.n_needed == _n(0.05, 0.02 * 0.8)
+    assert check.reason.startswith("qa/acc: 100 items cannot resolve a 2% relative tolerance at 95% confidence")
+    unknown = check_resolvable(tol, n_available=100, confidence=0.95, assumed_discordance=0.05)
+    assert unknown.checked is False and unknown.resolvable is True
+
+
+def test_real_valued_scores_use_the_baseline_variance() -> None:
+    base = np.random.default_rng(0).normal(5.0, 1.5, 400)
+    tol = MetricTolerance(task="judge", metric="score", max_drop=0.1)
+    check = check_resolvable(tol, n_available=400, confidence=0.95, base_scores=base, assumed_correlation=0.9)
+    assert check.n_needed == _n_bootstrap(2 * base.var(ddof=1) * 0.1, 0.1) == 279
+    assert check.assumption == "per-item variance from 400 baseline items, assumed correlation 0.9"
+    assert check.reason.startswith("judge/score: 400 items can resolve a tolerance of 0.1 at 95% confidence (80% power; about 279 paired")
+
+
+def test_perplexity_uses_the_linearised_ratio() -> None:
+    rng = np.random.default_rng(1)
+    words = rng.integers(100, 400, 200).astype(float)
+    nll = words * rng.normal(3.0, 0.3, 200)
+    tol = MetricTolerance(task="wiki", metric="word_perplexity", max_relative_increase=0.05)
+    check = check_resolvable(tol, n_available=200, confidence=0.95, base_scores=np.c_[nll, words], assumed_correlation=0.99)
+    r = nll.sum() / words.sum()
+    influence = (nll - r * words) / words.mean()
+    assert check.n_needed == _n_bootstrap(2 * influence.var(ddof=1) * 0.01, math.log1p(0.05))
+    assert check.resolvable
+    assert check.reason.startswith("wiki/word_perplexity: 200 documents can resolve a 5% relative tolerance")
+
+
+def test_perplexity_without_scores_is_not_checked() -> None:
+    tol = MetricTolerance(task="wiki", metric="word_perplexity", max_relative_increase=0.05)
+    check = check_resolvable(tol, n_available=60, confidence=0.95)
+    assert (check.checked, check.resolvable, check.n_needed) == (False, True, 0)
+    assert check.reason == (
+        "wiki/word_perplexity: not checked: a 5% relative tolerance has no variance bound without the "
+        "baseline's per-item scores (pass base_scores)"
+    )
+
+
+def test_zero_tolerance_can_never_be_shown() -> None:
+    tol = MetricTolerance(task="qa", metric="acc", max_drop=0.0)
+    check = check_resolvable(tol, n_available=10_000, confidence=0.95, assumed_discordance=0.1)
+    assert (check.resolvable, check.n_needed) == (False, -1)
+    assert check.reason == (
+        "qa/acc: a zero tolerance can never be shown at 95% confidence: any finite eval set leaves some doubt"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"power": 1.0}, "power 1.0 is outside (0, 1)"),
+        ({"assumed_discordance": 0.0}, "assumed discordance 0.0 is outside (0, 1]"),
+        ({"n_available": -1}, "n_available is negative (-1)"),
+        ({"base_scores": np.zeros((3, 2)), "kind": "binary"}, "baseline scores of shape (3, 2) do not fit kind 'binary'"),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"n_available": 100, "confidence": 0.95} | kwargs
+    with pytest.raises(InputError) as info:
+        check_resolvable(ACC_1, **args)  # type: ignore[arg-type]
+    assert info.value.message == message
+
+
+def test_recommended_n_gives_the_promised_power() -> None:
+    # Simulate the analytic (score) test at the recommended n: ~80% PASS when the true drop is 0.
+    from gate.verdict.stats import normal_quantile, tango_z
+
+    n = check_resolvable(ACC_1, n_available=0, confidence=0.95, assumed_discordance=0.1).n_needed
+    counts = np.random.default_rng(3).multinomial(n, [0.05, 0.05, 0.9], size=20_000)
+    z = tango_z(counts[:, 0], counts[:, 1], np.full(20_000, n), np.full(20_000, 0.01))
+    power = float(np.mean(z < -normal_quantile(0.95)))
+    assert power == pytest.approx(0.80, abs=0.02)
