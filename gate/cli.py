@@ -55,13 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the process exit code (never raises)."""
+    """Run the CLI; return the process exit code (never raises).
+
+    The one place errors become exit codes: ``GateError`` -> its ``exit_code`` (2 bad input, 1
+    blocked, 3 backend bug), ``KeyboardInterrupt`` -> 130, anything else -> 3 (a bug: traceback).
+    """
     try:
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # argparse: --help/--version exit 0, usage errors exit 2
-            return int(exc.code) if isinstance(exc.code, int) else ExitCode.BAD_INPUT
+            return _system_exit_code(exc)
         if getattr(args, "_run", None) is None:
             parser.print_help(sys.stderr)
             return ExitCode.BAD_INPUT
@@ -72,15 +76,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GateError as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    except BrokenPipeError:
+    except BrokenPipeError:  # `gate check ... | head`: stop quietly, and keep Python from complaining at exit
+        _silence_stdout()
         return ExitCode.OK
-    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become exit 3
+    except SystemExit as exc:  # a command that called sys.exit (it should return a code instead)
+        return _system_exit_code(exc)
+    except Exception as exc:
         import traceback
 
         traceback.print_exc(file=sys.stderr)
         print(f"gate: unexpected error ({type(exc).__name__}): {exc}", file=sys.stderr)
         print("This is a bug in quant-gate; the verdict is blocking.", file=sys.stderr)
         return ExitCode.UNEXPECTED
+
+
+def _system_exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return ExitCode.OK
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return ExitCode.BAD_INPUT
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def entry() -> None:

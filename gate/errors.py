@@ -78,6 +78,8 @@ class MultiSpecError(SpecError):
     """Several validation problems in one document; each is reported on its own line."""
 
     def __init__(self, errors: list[SpecError]) -> None:
+        if not errors:
+            raise ValueError("MultiSpecError needs at least one error")
         self.errors = errors
         first = errors[0]
         super().__init__(first.message, hint=first.hint, location=first.location)

@@ -87,12 +87,6 @@ def error_findings(error: GateError) -> list[Finding]:
 
 def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None = None) -> StaticOutcome:
     """Load the spec, gather facts, evaluate every rule. Never raises ``GateError``."""
-    from gate.plan.catalog import load_catalog
-    from gate.plan.memory import plan_for_spec
-    from gate.policy.engine import load_policy_set, run_checks
-    from gate.weights import scan_spec_weights
-    from gate.weights.interface import FileVerdict
-
     outcome = StaticOutcome(path=path, started_at=now_iso())
 
     def stage(name: str, func: Any) -> Any:
@@ -108,6 +102,13 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
     try:
         loaded = stage("spec", lambda: load_spec(path))
         outcome.loaded = loaded
+        # Imported after the spec loads, so a spec error is reported even if a later stage is broken.
+        from gate.plan.catalog import load_catalog
+        from gate.plan.memory import plan_for_spec
+        from gate.policy.engine import load_policy_set, run_checks
+        from gate.weights import scan_spec_weights
+        from gate.weights.interface import FileVerdict
+
         policies = policy_set if policy_set is not None else stage("policy-load", lambda: load_policy_set(options))
         catalog = policies.extend_catalog(load_catalog())
         # The NaN/Inf value scan costs a full read of the weights: only when a policy enables QG511.

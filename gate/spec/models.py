@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from enum import Enum
-from typing import Literal
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gate.quantize.registry import METHODS
-from gate.suggest import unknown_choice_message
+from gate.suggest import did_you_mean
 
 API_VERSION = "quant-gate/v1"
 
@@ -24,13 +25,29 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 
 
+Int = Annotated[int, Strict()]
+"""A whole number; YAML's `true` or `4.0` are refused rather than read as 1 or 4."""
+Float = Annotated[float, Strict()]
+"""A number (integers are fine); `true` is refused rather than read as 1.0."""
+Bool = Annotated[bool, Strict()]
+"""true or false; `1` or `"yes"` are refused."""
+
+SPEC_VALUE_ERROR = "spec_value"
+"""pydantic error type of the checks below; its context carries ``hint`` and ``key``."""
+
+
+def invalid(message: str, hint: str, key: str | None = None) -> PydanticCustomError:
+    """A validation error whose message, fix hint and (optional) offending sub-key the loader shows."""
+    return PydanticCustomError(SPEC_VALUE_ERROR, "{message}", {"message": message, "hint": hint, "key": key})
+
+
 class _Strict(BaseModel):
     """Base of every spec section: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     """How much a model matters; policies scope rules and tolerance bounds by tier."""
 
     critical = "critical"
@@ -38,7 +55,7 @@ class Tier(str, Enum):
     internal = "internal"
 
 
-class ConstraintKind(str, Enum):
+class ConstraintKind(StrEnum):
     """The bottleneck named in SCALE stage 1."""
 
     memory = "memory"
@@ -47,10 +64,13 @@ class ConstraintKind(str, Enum):
 
 
 class Metadata(_Strict):
-    name: str = Field(description="Unique model name: lowercase letters, digits, '.', '_' and '-'.")
+    name: str = Field(
+        description="Unique model name: lowercase letters, digits, '.', '_' and '-'.",
+        json_schema_extra={"pattern": NAME.pattern},
+    )
     owner: str = Field(description="Owning team (e.g. team-support); reviewers and waivers refer to it.")
     tier: Tier = Field(description="critical | standard | internal; policies scope rules by tier.")
-    traffic_share: float | None = Field(
+    traffic_share: Float | None = Field(
         default=None, ge=0.0, le=1.0, description="Fraction of the org's inference volume (adoption metrics)."
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels policies can match on.")
@@ -59,8 +79,9 @@ class Metadata(_Strict):
     @classmethod
     def _name_shape(cls, value: str) -> str:
         if not NAME.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid name; use 1-64 lowercase letters, digits, '.', '_' or '-'"
+            raise invalid(
+                f"{value!r} is not a valid name",
+                "use 1-64 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit",
             )
         return value
 
@@ -73,18 +94,25 @@ class ModelSource(_Strict):
     hub: str | None = Field(default=None, description="Hugging Face Hub id (org/name); needs a pinned revision.")
     revision: str | None = Field(default=None, description="40-hex commit of the hub repo (never a branch).")
     lockfile: str | None = Field(default=None, description="Committed sha256 lockfile of the baseline's files.")
-    trust_remote_code: bool = Field(default=False, description="Must stay false: remote code is denied.")
+    trust_remote_code: Bool = Field(default=False, description="Must stay false: remote code is denied.")
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> ModelSource:
         given = [k for k in ("path", "gguf", "hub") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of `path`, `gguf` or `hub`"
-                + (f" (got {', '.join(given)})" if given else "")
+        if not given:
+            raise invalid("no model source given", "add exactly one of `path`, `gguf` or `hub`")
+        if len(given) > 1:
+            raise invalid(
+                f"{' and '.join(f'`{k}`' for k in given)} are both given; a model has exactly one source",
+                "keep one of `path`, `gguf` or `hub`",
+                key=given[-1],
             )
         if self.revision is not None and self.hub is None:
-            raise ValueError("`revision` only applies to a `hub` source")
+            raise invalid(
+                "`revision` only applies to a `hub` source",
+                f"remove `revision`; the `{given[0]}` source is pinned by its `lockfile`",
+                key="revision",
+            )
         return self
 
     @property
@@ -100,26 +128,29 @@ class Target(_Strict):
     """The deployment target the constraint is about."""
 
     hardware: str = Field(description="Hardware catalog name, e.g. nvidia-l4, nvidia-h100, cpu-x86-avx2.")
-    memory_gb: float | None = Field(default=None, gt=0, description="Memory available to the model, GB.")
-    context: int | None = Field(default=None, gt=0, description="Serving context length in tokens.")
-    batch: int | None = Field(default=None, gt=0, description="Concurrent sequences at serving time.")
-    tokens_per_s: float | None = Field(default=None, gt=0, description="Throughput target (throughput-bound specs).")
-    cost_per_million_tokens: float | None = Field(
+    memory_gb: Float | None = Field(default=None, gt=0, description="Memory available to the model, GB.")
+    context: Int | None = Field(default=None, gt=0, description="Serving context length in tokens.")
+    batch: Int | None = Field(default=None, gt=0, description="Concurrent sequences at serving time.")
+    tokens_per_s: Float | None = Field(default=None, gt=0, description="Throughput target (throughput-bound specs).")
+    cost_per_million_tokens: Float | None = Field(
         default=None, gt=0, description="Cost ceiling in USD per million generated tokens (cost-bound specs)."
     )
-    hourly_cost: float | None = Field(default=None, gt=0, description="Price of the target per hour in USD (cost-bound specs).")
+    hourly_cost: Float | None = Field(default=None, gt=0, description="Price of the target per hour in USD (cost-bound specs).")
 
 
 class Constraint(_Strict):
     kind: ConstraintKind = Field(description="memory | throughput | cost")
     statement: str = Field(description="The bottleneck in one sentence.")
-    target: Target
+    target: Target = Field(description="The deployment target the constraint is about.")
 
 
 class Quantization(_Strict):
-    method: str = Field(description="Quantizer alias from the registry (awq, int8, rtn).")
-    bits: int = Field(ge=1, le=16, description="Weight bit width.")
-    group_size: int | None = Field(default=None, description="Group size for group-wise scales; -1 or null = per channel.")
+    method: str = Field(
+        description="Quantizer alias from the registry (awq, int8, rtn).",
+        json_schema_extra={"enum": list(sorted(METHODS))},  # editors complete it; the validator explains misses
+    )
+    bits: Int = Field(ge=1, le=16, description="Weight bit width.")
+    group_size: Int | None = Field(default=None, description="Group size for group-wise scales; -1 or null = per channel.")
     format: str = Field(description="Serialized format, e.g. awq-gemm, int8-weight-only, rtn.")
     keep_full_precision: list[str] = Field(default_factory=list, description="Module names kept unquantized (mixed precision).")
     justification: str | None = Field(default=None, description="Why this deviates from the sanctioned defaults.")
@@ -132,31 +163,43 @@ class Quantization(_Strict):
     @classmethod
     def _known_method(cls, value: str) -> str:
         if value not in METHODS:
-            raise ValueError(unknown_choice_message("method", value, METHODS))
+            options = ", ".join(sorted(METHODS))
+            guess = did_you_mean(value, METHODS)
+            raise invalid(
+                f"unknown method {value!r}",
+                (f"did you mean {guess!r}? " if guess else "") + f"Available: {options}",
+            )
         return value
 
     @field_validator("group_size")
     @classmethod
     def _group_size(cls, value: int | None) -> int | None:
         if value is not None and value != -1 and value <= 0:
-            raise ValueError(f"{value} is not a group size; use a positive integer, or -1 for per-channel")
+            raise invalid(f"{value} is not a group size", "use a positive integer such as 128, or -1 for per-channel scales")
         return value
 
 
 class Calibration(_Strict):
     source: str = Field(description="Local JSONL or text file (or a dataset id on runners with internet).")
-    sha256: str | None = Field(default=None, description="sha256 of the calibration file, verified before use.")
-    samples: int = Field(gt=0, description="Number of calibration samples.")
-    max_seq_len: int | None = Field(default=None, gt=0, description="Maximum sequence length in tokens.")
+    sha256: str | None = Field(
+        default=None,
+        description="sha256 of the calibration file, verified before use.",
+        json_schema_extra={"pattern": HEX64.pattern},
+    )
+    samples: Int = Field(gt=0, description="Number of calibration samples.")
+    max_seq_len: Int | None = Field(default=None, gt=0, description="Maximum sequence length in tokens.")
     field: str = Field(default="text", description="JSONL field holding the text.")
     collected: dt.date | None = Field(default=None, description="When the data was collected (freshness).")
-    seed: int = Field(default=0, description="Seed for sample selection.")
+    seed: Int = Field(default=0, description="Seed for sample selection.")
 
     @field_validator("sha256")
     @classmethod
     def _hex64(cls, value: str | None) -> str | None:
         if value is not None and not HEX64.match(value):
-            raise ValueError(f"{value!r} is not a sha256; give 64 lowercase hex digits (`sha256sum FILE`)")
+            raise invalid(
+                f"{_short(value)} is not a sha256",
+                "give 64 lowercase hex digits, as printed by `sha256sum FILE`",
+            )
         return value
 
 
@@ -165,18 +208,23 @@ class MetricTolerance(_Strict):
 
     task: str = Field(description="lm-eval task name (shipped suite or standard task).")
     metric: str = Field(description="Metric reported by the task, e.g. acc, exact_match, word_perplexity.")
-    max_drop: float | None = Field(default=None, ge=0, description="Higher is better; max absolute drop in points (acc 0.73 = 73 points).")
-    max_relative_drop: float | None = Field(default=None, ge=0, le=1, description="Higher is better; max drop as a fraction of baseline.")
-    max_increase: float | None = Field(default=None, ge=0, description="Lower is better; max absolute increase.")
-    max_relative_increase: float | None = Field(default=None, ge=0, description="Lower is better; max increase as a fraction of baseline.")
-    limit: int | None = Field(default=None, gt=0, description="Evaluate at most this many items.")
+    max_drop: Float | None = Field(default=None, ge=0, description="Higher is better; max absolute drop in points (acc 0.73 = 73 points).")
+    max_relative_drop: Float | None = Field(default=None, ge=0, le=1, description="Higher is better; max drop as a fraction of baseline.")
+    max_increase: Float | None = Field(default=None, ge=0, description="Lower is better; max absolute increase.")
+    max_relative_increase: Float | None = Field(default=None, ge=0, description="Lower is better; max increase as a fraction of baseline.")
+    limit: Int | None = Field(default=None, gt=0, description="Evaluate at most this many items.")
 
     @model_validator(mode="after")
     def _one_form(self) -> MetricTolerance:
         forms = [k for k in TOLERANCE_FORMS if getattr(self, k) is not None]
-        if len(forms) != 1:
-            got = f" (got {', '.join(forms)})" if forms else ""
-            raise ValueError(f"give exactly one tolerance: {', '.join(TOLERANCE_FORMS)}{got}")
+        if not forms:
+            raise invalid(f"no tolerance given for {self.metric!r}", TOLERANCE_HINT)
+        if len(forms) > 1:
+            raise invalid(
+                f"{' and '.join(f'`{k}`' for k in forms)} are both given; a metric has exactly one tolerance",
+                "keep one; the form also fixes the direction (drop: higher is better, increase: lower is better)",
+                key=forms[-1],
+            )
         return self
 
     @property
@@ -195,38 +243,49 @@ class MetricTolerance(_Strict):
 
 
 TOLERANCE_FORMS = ("max_drop", "max_relative_drop", "max_increase", "max_relative_increase")
+TOLERANCE_HINT = (
+    "add one of `max_drop` or `max_relative_drop` (higher is better), "
+    "`max_increase` or `max_relative_increase` (lower is better)"
+)
 
 
-class StressSuite(str, Enum):
+def _short(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "...'"
+
+
+class StressSuite(StrEnum):
     reasoning = "reasoning"
     instructions = "instructions"
     long_context = "long_context"
 
 
 class Fidelity(_Strict):
-    max_kl: float | None = Field(default=None, ge=0, description="Max mean KL(baseline || quantized) per token, nats.")
-    max_flip_rate: float | None = Field(default=None, ge=0, le=1, description="Max fraction of top-1 next-token flips.")
+    max_kl: Float | None = Field(default=None, ge=0, description="Max mean KL(baseline || quantized) per token, nats.")
+    max_flip_rate: Float | None = Field(default=None, ge=0, le=1, description="Max fraction of top-1 next-token flips.")
     texts: str | None = Field(default=None, description="Text set for fidelity (default: the shipped corpus).")
-    tokens: int | None = Field(default=None, gt=0, description="Number of token positions to compare.")
+    tokens: Int | None = Field(default=None, gt=0, description="Number of token positions to compare.")
 
 
 class Quality(_Strict):
-    confidence: float | None = Field(default=None, gt=0.5, lt=1.0, description="Confidence level of the intervals, e.g. 0.95.")
-    metrics: list[MetricTolerance] = Field(default_factory=list)
+    confidence: Float | None = Field(default=None, gt=0.5, lt=1.0, description="Confidence level of the intervals, e.g. 0.95.")
+    metrics: list[MetricTolerance] = Field(
+        default_factory=list, description="Task metrics, each with its tolerance against the baseline."
+    )
     stress: list[StressSuite] = Field(default_factory=list, description="Stress suites: reasoning, instructions, long_context.")
-    fidelity: Fidelity | None = None
-    sequential: bool = Field(default=True, description="Stop evaluating once the verdict is decided.")
+    fidelity: Fidelity | None = Field(default=None, description="Next-token agreement with the baseline (KL, top-1 flips).")
+    sequential: Bool = Field(default=True, description="Stop evaluating once the verdict is decided.")
 
 
 class Performance(_Strict):
-    min_speedup: float | None = Field(default=None, gt=0, description="Quantized tokens/s over baseline tokens/s.")
-    max_memory_gb: float | None = Field(default=None, gt=0, description="Peak memory of the quantized model.")
-    batch_sizes: list[int] = Field(default_factory=list, description="Batch sizes to measure (default: the target's batch).")
+    min_speedup: Float | None = Field(default=None, gt=0, description="Quantized tokens/s over baseline tokens/s.")
+    max_memory_gb: Float | None = Field(default=None, gt=0, description="Peak memory of the quantized model.")
+    batch_sizes: list[Int] = Field(default_factory=list, description="Batch sizes to measure (default: the target's batch).")
 
 
 class Rollout(_Strict):
     flag: str | None = Field(default=None, description="Feature flag that routes traffic to the quantized model.")
-    traffic_slice: float | None = Field(default=None, gt=0, le=1, description="Initial fraction of traffic.")
+    traffic_slice: Float | None = Field(default=None, gt=0, le=1, description="Initial fraction of traffic.")
     rollback: Literal["baseline"] | None = Field(default=None, description="Rollback target: the archived full-precision baseline.")
 
 
@@ -234,13 +293,13 @@ class ModelSpec(_Strict):
     """One model's quantization decision, following the SCALE sequence."""
 
     apiVersion: Literal["quant-gate/v1"] = Field(description="Schema version; only quant-gate/v1.")
-    kind: Literal["ModelSpec"]
-    metadata: Metadata
-    model: ModelSource
+    kind: Literal["ModelSpec"] = Field(description="Document type; always ModelSpec.")
+    metadata: Metadata = Field(description="Who owns the model and how much it matters.")
+    model: ModelSource = Field(description="The full-precision baseline: exactly one of path, gguf, hub.")
     constraint: Constraint | None = Field(default=None, description="SCALE stage 1; denied by policy when missing.")
     quantization: Quantization | None = Field(default=None, description="SCALE stage 2; denied by policy when missing.")
     calibration: Calibration | None = Field(default=None, description="SCALE stage 3; denied by policy when missing.")
     quality: Quality | None = Field(default=None, description="SCALE stage 4: tolerances declared before measuring.")
-    performance: Performance | None = None
+    performance: Performance | None = Field(default=None, description="Speed and memory requirements of the quantized model.")
     rollout: Rollout | None = Field(default=None, description="SCALE stage 5.")
 

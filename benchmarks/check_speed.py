@@ -1,0 +1,206 @@
+"""How much does `gate check` cost over just parsing the YAML? (target: at most 2x)
+
+    .venv/bin/python benchmarks/check_speed.py [--specs 1000] [--repeats 3]
+
+Generates N varied, valid specs in a temporary repository (with a copy of this repository's
+``policies/``), then times, on the same files:
+
+* baseline: ``ruamel.yaml`` round-trip load (``YAML(typ="rt")``, one reused instance) of each
+  file's bytes - the parser the gate needs for line/column positions;
+* the gate's loader alone (``gate.spec.loader.load_spec``: parse, positions, validation);
+* ``gate check`` in-process: one ``load_policy_set``, then ``run_static`` + ``static_result`` per
+  file (spec, weights, plan and every policy rule), plus rendering the JSON report;
+* for context: PyYAML's C ``CSafeLoader`` (libyaml; no positions, not what the gate can use).
+
+Times are CPU seconds of this process (``time.process_time``, robust to other load on a shared
+machine) and wall seconds, best of ``--repeats``. The ratio is gate check / baseline, measured in
+the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+TARGET_RATIO = 2.0
+
+SPEC = """# yaml-language-server: $schema=../schema/modelspec.schema.json
+apiVersion: quant-gate/v1
+kind: ModelSpec
+metadata:
+  name: {name}
+  owner: team-{team}
+  tier: {tier}
+  traffic_share: {share}
+  labels: {{domain: {domain}}}
+model:
+  hub: example-org/{name}
+  revision: {revision}
+  lockfile: models/locks/{name}.lock.json
+constraint:
+  kind: {constraint}
+  statement: "{statement}"
+  target: {{hardware: {hardware}, memory_gb: {memory}, context: {context}, batch: {batch}}}
+quantization:
+  method: {method}
+  bits: {bits}
+  group_size: {group}
+  format: {format}
+  keep_full_precision: [lm_head]
+  justification: "Generated benchmark spec {index}; follows the sanctioned default for its target."
+calibration:
+  source: data/calibration/{domain}.jsonl
+  sha256: {sha}
+  samples: {samples}
+  max_seq_len: 512
+  collected: 2026-10-{day:02d}
+quality:
+  confidence: 0.95
+  metrics:
+{metrics}
+  stress: [reasoning, instructions, long_context]
+  fidelity: {{max_kl: 0.05, max_flip_rate: 0.10}}
+performance: {{min_speedup: 1.0, max_memory_gb: {max_memory}}}
+rollout: {{flag: quant-{name}, traffic_slice: 0.05, rollback: baseline}}
+"""
+
+VARIANTS = [
+    # constraint, hardware, memory, method, bits, group, format
+    ("memory", "nvidia-l4", 24, "awq", 4, 128, "awq-gemm"),
+    ("throughput", "nvidia-h100", 80, "int8", 8, -1, "int8-weight-only"),
+    ("cost", "nvidia-a10g", 24, "awq", 4, 128, "awq-gemm"),
+    ("memory", "cpu-x86-avx2", 16, "rtn", 8, -1, "rtn"),
+]
+METRICS = [
+    "    - {task: support_qa, metric: acc, max_drop: 1.0}",
+    "    - {task: local_wikitext, metric: word_perplexity, max_relative_increase: 0.05}",
+    "    - {task: arc_easy, metric: acc_norm, max_drop: 2.0, limit: 500}",
+    "    - {task: gsm8k, metric: exact_match, max_relative_drop: 0.03}",
+]
+
+
+def generate(repo: Path, count: int) -> list[Path]:
+    """``count`` valid, varied specs under ``repo/models``, plus the repository's policies."""
+    models = repo / "models"
+    models.mkdir(parents=True)
+    (repo / ".git").mkdir()  # marks the repository root for the gate
+    if (REPO_ROOT / "policies").is_dir():
+        shutil.copytree(REPO_ROOT / "policies", repo / "policies")
+    paths = []
+    for i in range(count):
+        constraint, hardware, memory, method, bits, group, fmt = VARIANTS[i % len(VARIANTS)]
+        name = f"model-{i:04d}"
+        text = SPEC.format(
+            name=name, team=("support", "search", "ads", "platform")[i % 4],
+            tier=("critical", "standard", "internal")[i % 3], share=round((i % 50) / 1000, 3),
+            domain=("support", "search", "code")[i % 3], revision=hashlib.sha1(name.encode()).hexdigest(),
+            constraint=constraint, statement=f"Must serve model {i} within the {constraint} budget",
+            hardware=hardware, memory=memory, context=(2048, 4096, 8192)[i % 3], batch=1 + i % 4,
+            method=method, bits=bits, group=group, format=fmt, index=i, sha=hashlib.sha256(name.encode()).hexdigest(),
+            samples=(128, 256, 512)[i % 3], day=1 + i % 28,
+            metrics="\n".join(METRICS[: 1 + i % len(METRICS)]), max_memory=memory - 2,
+        )
+        path = models / f"{name}.yaml"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def timed(func: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Best (CPU seconds, wall seconds) over ``repeats`` runs."""
+    best_cpu = best_wall = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        cpu, wall = time.process_time(), time.perf_counter()
+        func()
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+    return best_cpu, best_wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--specs", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    from ruamel.yaml import YAML
+
+    from gate.pipeline import StaticOptions, run_static, static_result
+    from gate.policy.engine import load_policy_set
+    from gate.report import ReportFormat, render
+    from gate.spec.loader import load_spec
+
+    with tempfile.TemporaryDirectory(prefix="gate-bench-") as tmp:
+        repo = Path(tmp)
+        paths = generate(repo, args.specs)
+        options = StaticOptions(repo_root=repo)
+        policy_set = load_policy_set(options)
+        rt = YAML(typ="rt")
+
+        def baseline() -> None:
+            for path in paths:
+                rt.load(path.read_bytes())
+
+        def loader_only() -> None:
+            for path in paths:
+                load_spec(path)
+
+        def gate_check() -> None:
+            results = [static_result(run_static(path, options, policy_set)) for path in paths]
+            render(results, ReportFormat.json)
+
+        def csafe() -> None:
+            import yaml
+
+            for path in paths:
+                yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
+
+        # Sanity: every generated spec passes the static stages (the benchmark measures real work).
+        outcomes = [run_static(path, options, policy_set) for path in paths[:8]]
+        errors = [str(o.error) for o in outcomes if o.error is not None]
+        if errors:
+            print("generated specs fail to load:\n" + "\n".join(errors), file=sys.stderr)
+            return 1
+        findings = sum(len(o.findings) for o in outcomes)
+
+        rows = [("ruamel.yaml round-trip load (baseline)", timed(baseline, args.repeats))]
+        rows.append(("gate loader only (load_spec)", timed(loader_only, args.repeats)))
+        rows.append(("gate check (all static stages + policies + JSON report)", timed(gate_check, args.repeats)))
+        try:
+            import yaml
+
+            if getattr(yaml, "__with_libyaml__", False):
+                rows.append(("PyYAML CSafeLoader (libyaml, context only)", timed(csafe, args.repeats)))
+        except ImportError:
+            pass
+
+    base_cpu, base_wall = rows[0][1]
+    print(f"quant-gate check speed: {args.specs} specs, best of {args.repeats}")
+    print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}; "
+          f"{len(policy_set.files) if hasattr(policy_set, 'files') else '?'} policy files; "
+          f"{findings} findings on the first 8 specs")
+    print(f"{'':58} {'CPU s':>8} {'wall s':>8} {'ms/spec':>8} {'x base':>7}")
+    for label, (cpu, wall) in rows:
+        print(f"{label:58} {cpu:8.3f} {wall:8.3f} {1000 * cpu / args.specs:8.2f} {cpu / base_cpu:7.2f}")
+    ratio = rows[2][1][0] / base_cpu
+    verdict = "OK" if ratio <= TARGET_RATIO else "OVER TARGET"
+    print(f"ratio gate check / ruamel round-trip (CPU): {ratio:.2f} (target <= {TARGET_RATIO}) {verdict}")
+    print(f"ratio gate loader / ruamel round-trip (CPU): {rows[1][1][0] / base_cpu:.2f}")
+    print(f"wall-clock ratio gate check / baseline: {rows[2][1][1] / base_wall:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
