@@ -120,6 +120,10 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
             outcome.stages.append(StageRecord(stage="plan", status="skipped", message="weights failed the scan"))
         else:
             plan = stage("plan", lambda: plan_for_spec(loaded, catalog, weights, options.repo_root))
+            if plan is None:
+                last = outcome.stages.pop()
+                outcome.stages.append(last.model_copy(update={"status": "skipped",
+                                                              "message": "weights not available locally"}))
         facts = Facts(
             loaded=loaded,
             catalog=catalog,

@@ -31,12 +31,12 @@ class MemoryFits(Rule):
         "before any GPU minute is spent, and names the largest precision that would fit."
     )
     example = (
-        "constraint:\n  kind: memory\n  target: {hardware: nvidia-t4, memory_gb: 16, context: 8192, batch: 8}\n"
-        "quantization: {method: int8, bits: 8, format: int8-weight-only}   # 8B model: int8 needs 17.7 GB\n"
+        "# Llama-3.1-8B\nconstraint:\n  kind: memory\n  target: {hardware: nvidia-l4, memory_gb: 12, context: 8192, batch: 4}\n"
+        "quantization: {method: int8, bits: 8, format: int8-weight-only}   # plan: 15.22 GB > 12 GB\n"
     )
     use_instead = (
-        "constraint:\n  kind: memory\n  target: {hardware: nvidia-t4, memory_gb: 16, context: 8192, batch: 8}\n"
-        "quantization: {method: awq, bits: 4, group_size: 128, format: awq-gemm}   # 13.2 GB: fits\n"
+        "# Llama-3.1-8B\nconstraint:\n  kind: memory\n  target: {hardware: nvidia-l4, memory_gb: 12, context: 8192, batch: 4}\n"
+        "quantization: {method: awq, bits: 4, group_size: 128, format: awq-gemm}   # plan: 11.53 GB, fits\n"
     )
     params = MemoryFitsParams
 

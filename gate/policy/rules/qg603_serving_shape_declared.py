@@ -20,7 +20,7 @@ class ServingShapeDeclared(Rule):
     summary = "A memory-bound spec states `context` and `batch` in its target, so the KV cache can be sized."
     why = (
         "At serving time the KV cache (2 x layers x KV heads x head dim x context x batch x 2 bytes) can\n"
-        "rival the weights: 8k context at batch 4 on an 8B model is about 4 GB. Without the serving\n"
+        "rival the weights: 8k context at batch 4 on Llama-3.1-8B is 4.29 GB next to 3.6 GB of int4 weights. Without the serving\n"
         "shape the plan assumes 2048 tokens at batch 1 and may call a model fitting that will not."
     )
     example = "constraint:\n  kind: memory\n  target: {hardware: nvidia-l4, memory_gb: 24}\n"

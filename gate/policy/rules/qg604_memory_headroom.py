@@ -29,8 +29,14 @@ class MemoryHeadroom(Rule):
         "longer-than-planned prompts and runtime upgrades eat the rest. A plan that fits with 2% to spare\n"
         "is one traffic spike from an out-of-memory crash."
     )
-    example = "constraint:\n  target: {hardware: nvidia-l4, memory_gb: 24, context: 8192, batch: 8}   # plan: 23.4 GB\n"
-    use_instead = "constraint:\n  target: {hardware: nvidia-l4, memory_gb: 24, context: 8192, batch: 4}   # plan: 19.1 GB\n"
+    example = (
+        "# Llama-3.1-8B\nconstraint:\n  target: {hardware: nvidia-t4, memory_gb: 16, context: 8192, batch: 4}\n"
+        "quantization: {method: int8, bits: 8, format: int8-weight-only}   # plan: 15.22 GB, 4.9% free\n"
+    )
+    use_instead = (
+        "# Llama-3.1-8B\nconstraint:\n  target: {hardware: nvidia-t4, memory_gb: 16, context: 8192, batch: 4}\n"
+        "quantization: {method: awq, bits: 4, group_size: 128, format: awq-gemm}   # plan: 11.53 GB, 28% free\n"
+    )
     params = HeadroomParams
 
     def check(self, facts: Facts, params: BaseModel) -> Iterator[Violation]:

@@ -1,0 +1,151 @@
+"""SCALE stage 2 for ``gate init``: the precision and format the constraint points to, with reasons.
+
+* memory -> the lowest-bit sanctioned choice available on the target that fits with headroom;
+* throughput -> a format with fast kernels on the target, INT8 first (its kernels beat aggressive
+  4-bit at serving batch sizes), then 4-bit;
+* cost -> the lowest-bit sanctioned choice with fast kernels on the target that fits;
+* quality-sensitive (any constraint) -> gentle INT8 when it fits with headroom.
+
+Every choice is checked against the memory plan, and each reason ends up as a YAML comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gate.onboard.defaults import PolicyDefaults
+from gate.plan.catalog import Hardware
+from gate.plan.checkpoint import Checkpoint
+from gate.plan.kernels import FORMATS, formats_of
+from gate.plan.memory import GB, dividing_group_size, estimate, precision_label
+from gate.spec.models import ConstraintKind
+
+PORTABLE_METHOD = "rtn"
+"""Runs anywhere (dequantize + matmul); the fallback when nothing sanctioned suits the target."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One (method, bits, group, format) the target can run, with its planned footprint."""
+
+    method: str
+    bits: int
+    group_size: int | None
+    format: str
+    sanctioned: bool
+    fast: bool
+    total_bytes: int
+
+    @property
+    def label(self) -> str:
+        return precision_label(self.bits, self.group_size)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    option: Option
+    reasons: list[str] = field(default_factory=list)
+    """Why, one comment line each."""
+    justification_needed: bool = False
+    """True when the choice deviates from the sanctioned defaults (a human must justify it)."""
+    fits_with_headroom: bool = True
+
+
+def _format_for(method: str, hardware: Hardware) -> tuple[str, bool]:
+    """The method's format with fast kernels on the target, else its first (portable) format."""
+    candidates = formats_of(method)
+    for fmt in candidates:
+        if hardware.has_fast_kernels(fmt):
+            return fmt, True
+    return candidates[0], False
+
+
+def options_for(
+    ckpt: Checkpoint, hardware: Hardware, defaults: PolicyDefaults, *, context: int, batch: int
+) -> list[Option]:
+    """Every sanctioned choice with a format the target runs, plus the portable RTN reference."""
+    group = dividing_group_size(ckpt, 128) or 32
+    seen: set[tuple[str, int]] = set()
+    out: list[Option] = []
+    choices = [(s.method, s.bits, True) for s in defaults.sanctioned if s.target in ("any", hardware.kind)]
+    choices += [(PORTABLE_METHOD, 8, False), (PORTABLE_METHOD, 4, False)]
+    for method, bits, sanctioned in choices:
+        if (method, bits) in seen or not formats_of(method):
+            continue  # a sanctioned method the gate cannot produce (e.g. gptq) is not offered
+        fmt, fast = _format_for(method, hardware)
+        if sanctioned and not fast and FORMATS[fmt].method != PORTABLE_METHOD:
+            continue  # sanctioned, but no kernels on this target (e.g. AWQ on a CPU)
+        seen.add((method, bits))
+        g = None if bits >= 8 else group
+        est = estimate(ckpt, bits=bits, group_size=g, method=method, context=context, batch=batch,
+                       device_kind=hardware.kind)
+        out.append(Option(method, bits, g, fmt, sanctioned, fast, est.total))
+    return out
+
+
+def recommend(
+    ckpt: Checkpoint,
+    hardware: Hardware,
+    defaults: PolicyDefaults,
+    *,
+    kind: ConstraintKind,
+    memory_gb: float,
+    context: int,
+    batch: int,
+    quality_sensitive: bool = False,
+) -> Recommendation:
+    """The recommended precision and format for ``kind`` on ``hardware``."""
+    options = options_for(ckpt, hardware, defaults, context=context, batch=batch)
+    budget = memory_gb * GB * (1 - defaults.min_headroom)
+    room = f"{memory_gb:g} GB less {defaults.min_headroom:.0%} headroom"
+
+    def fits(o: Option) -> bool:
+        return o.total_bytes <= budget
+
+    def gb(o: Option) -> str:
+        return f"{o.total_bytes / GB:.2f} GB"
+
+    reasons: list[str] = []
+    sanctioned = [o for o in options if o.sanctioned]
+    by_bits = sorted(options, key=lambda o: (not o.sanctioned, o.bits))
+    choice: Option | None = None
+    if quality_sensitive:
+        int8 = next((o for o in sanctioned if o.bits == 8 and fits(o)), None)
+        if int8 is not None:
+            reasons.append(f"quality-sensitive: gentle INT8 ({int8.format}) fits in {room} ({gb(int8)})")
+            choice = int8
+        else:
+            reasons.append(f"quality-sensitive, but INT8 does not fit in {room}: falling back to the {kind.value} choice")
+    if choice is None and kind is ConstraintKind.memory:
+        choice = next((o for o in by_bits if o.sanctioned and fits(o)), None)
+        if choice is not None:
+            reasons.append(f"memory-bound: lowest-bit sanctioned choice on {hardware.name} that fits in {room} "
+                           f"({choice.label}, {gb(choice)})")
+    elif choice is None and kind is ConstraintKind.throughput:
+        fast = sorted((o for o in sanctioned if o.fast and fits(o)), key=lambda o: -o.bits)
+        choice = fast[0] if fast else None
+        if choice is not None:
+            reasons.append(f"throughput-bound: {choice.format} has fast kernels on {hardware.name} "
+                           f"(INT8 first: it beats aggressive 4-bit at serving batch sizes); {gb(choice)} fits in {room}")
+    elif choice is None:
+        fast = sorted((o for o in sanctioned if o.fast and fits(o)), key=lambda o: o.bits)
+        choice = fast[0] if fast else None
+        if choice is not None:
+            reasons.append(f"cost-bound: fewest bits among sanctioned formats with fast kernels on {hardware.name} "
+                           f"(more sequences per device); {gb(choice)} fits in {room}")
+    if choice is None:
+        fitting = [o for o in by_bits if fits(o)]
+        choice = fitting[0] if fitting else min(options, key=lambda o: o.total_bytes)
+        if not fits(choice):
+            reasons.append(f"TODO(owner): nothing fits in {room}; smallest option {choice.label} needs {gb(choice)}: "
+                           "choose a target with more memory or shorten context/batch")
+        else:
+            reasons.append(f"no sanctioned choice suits {hardware.name}: {choice.format} ({choice.label}, {gb(choice)}) "
+                           "is the smallest that fits")
+    if not choice.sanctioned:
+        reasons.append(f"{choice.method} {choice.bits}-bit is outside the sanctioned defaults: a justification is required")
+    if choice.bits < 8 and choice.group_size is not None and choice.group_size != 128:
+        reasons.append(f"group_size {choice.group_size}: 128 does not divide every layer's input size")
+    if not choice.fast:
+        reasons.append(f"{choice.format} has no fast kernels on {hardware.name} (it runs as dequantize + matmul)")
+    return Recommendation(choice, reasons, justification_needed=not choice.sanctioned, fits_with_headroom=fits(choice))
