@@ -73,6 +73,8 @@ def _spec(console: Console, r: GateResult) -> None:
             table.add_row(Text(level.value + tag, style=LEVEL_STYLE[level]), f"{f.rule_id} {f.slug}",
                           str(f.location) if f.location else "—", message)
         console.print(table)
+    for line in plan_lines(r):
+        console.print(Text(line, style="dim" if line.startswith("  ") else ""))
     if r.metrics:
         table = Table(title="Metrics (baseline vs quantized)", title_justify="left")
         for name, justify in (("Task / metric", "left"), ("n", "right"), ("Baseline", "right"),
@@ -112,3 +114,17 @@ def _spec(console: Console, r: GateResult) -> None:
     if r.verdict.reasons and r.verdict.decision is not Decision.passed:
         line.append(" — " + "; ".join(r.verdict.reasons))
     console.print(line)
+
+
+def plan_lines(r: GateResult) -> list[str]:
+    """The memory plan's breakdown and headroom (empty when the plan stage did not run)."""
+    if not r.plan:
+        return []
+    from pydantic import ValidationError
+
+    from gate.plan.memory import MemoryPlan
+
+    try:
+        return MemoryPlan.model_validate(r.plan).summary()
+    except ValidationError:
+        return []
