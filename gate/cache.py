@@ -1,0 +1,146 @@
+"""A content-addressed store for artifacts, converted baselines and evaluation results.
+
+Layout: ``<root>/<kind>/<key>/`` plus a manifest ``<root>/<kind>/<key>/.gate-entry.json`` listing
+every file's sha256. The key is the sha256 of everything that determines the content (see
+``cache_key``), so a hit is correct by construction and does no work.
+
+- Writes are atomic: an entry is built in a temporary sibling directory and renamed into place.
+- A corrupt or partial entry (missing manifest, a file whose hash differs, an extra file) is
+  detected on read and rebuilt.
+- Concurrent builders of the same key serialise on an ``fcntl`` lock file; the second one finds
+  the first one's entry and returns it as a hit.
+- A builder that raises leaves nothing behind.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CACHE_DIR = Path(".gate/cache")
+"""Default root, relative to the repository root; ``GATE_CACHE_DIR`` overrides it."""
+
+MANIFEST = ".gate-entry.json"
+_CHUNK = 1 << 20
+
+
+def default_cache_dir(repo_root: Path) -> Path:
+    """``$GATE_CACHE_DIR`` when set, else ``<repo_root>/.gate/cache``."""
+    env = os.environ.get("GATE_CACHE_DIR")
+    return Path(env) if env else repo_root / DEFAULT_CACHE_DIR
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_key(fields: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``fields`` (sorted keys, no whitespace)."""
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One verified entry."""
+
+    path: Path
+    key: str
+    hit: bool
+    """True when the entry existed and verified; False when it was built now."""
+    manifest_sha256: str
+    """sha256 of the manifest (identifies the entry's exact content)."""
+
+
+class ContentCache:
+    """The store rooted at ``root`` (created on first write)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def entry_dir(self, kind: str, key: str) -> Path:
+        return self.root / kind / key
+
+    def get(self, kind: str, key: str) -> CacheEntry | None:
+        """The entry if present and intact, else None (a corrupt entry is not returned)."""
+        path = self.entry_dir(kind, key)
+        manifest = path / MANIFEST
+        if not manifest.is_file():
+            return None
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            files: dict[str, str] = data["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if data.get("key") != key:
+            return None
+        present = {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.name != MANIFEST}
+        if present != set(files):
+            return None
+        for rel, digest in files.items():
+            if sha256_file(path / rel) != digest:
+                return None
+        return CacheEntry(path=path, key=key, hit=True, manifest_sha256=sha256_file(manifest))
+
+    def get_or_build(self, kind: str, key: str, build: Callable[[Path], None]) -> CacheEntry:
+        """Return the entry, building it with ``build(tmp_dir)`` when absent or corrupt."""
+        entry = self.get(kind, key)
+        if entry is not None:
+            return entry
+        (self.root / kind).mkdir(parents=True, exist_ok=True)
+        with self._lock(kind, key):
+            entry = self.get(kind, key)  # another process may have built it while we waited
+            if entry is not None:
+                return entry
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", dir=self.root / kind))
+            try:
+                build(tmp)
+                tmp.chmod(0o755)  # mkdtemp creates 0700; entries are shared read-only data
+                manifest_sha = write_manifest(tmp, key)
+                final = self.entry_dir(kind, key)
+                if final.exists():  # corrupt or partial: move aside, then remove
+                    trash = Path(tempfile.mkdtemp(prefix=f".trash-{key[:16]}-", dir=self.root / kind))
+                    final.rename(trash / "old")
+                    shutil.rmtree(trash, ignore_errors=True)
+                tmp.rename(final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return CacheEntry(path=final, key=key, hit=False, manifest_sha256=manifest_sha)
+
+    @contextlib.contextmanager
+    def _lock(self, kind: str, key: str) -> Iterator[None]:
+        lock_path = self.root / kind / f".{key}.lock"
+        with lock_path.open("a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def write_manifest(path: Path, key: str) -> str:
+    """Write the manifest of every file under ``path``; return its sha256."""
+    files = {
+        str(p.relative_to(path)): sha256_file(p)
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    text = json.dumps({"key": key, "files": files}, indent=2, sort_keys=True) + "\n"
+    (path / MANIFEST).write_text(text, encoding="utf-8")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
