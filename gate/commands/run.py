@@ -1,17 +1,90 @@
-"""`gate run` (placeholder until its issue lands)."""
+"""`gate run SPEC...`: static checks, quantize, evaluate against the baseline, decide, report."""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
-from gate.errors import InputError
+from gate.errors import ExitCode
 
-HELP = "(not built yet)"
+HELP = "quantize and evaluate a spec against its full-precision baseline; exit 0 pass, 1 fail/inconclusive"
+
+DEFAULT_CACHE_DIR = Path(".gate/cache")
+DEFAULT_REGISTRY = Path(".gate/registry.db")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs="*")
+    parser.add_argument("paths", nargs="+", type=Path, help="spec files or directories of specs")
+    parser.add_argument("--format", choices=["terminal", "json"], default="terminal")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON result to this file")
+    parser.add_argument("--cache-dir", dest="cache_dir", type=Path, default=None,
+                        help="artifact and baseline cache (default: <repo>/.gate/cache)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    parser.add_argument("--policies", type=Path, default=None, help="policy directory (default: <repo>/policies)")
+    parser.add_argument(
+        "--policies-from", dest="policies_from", default=None, metavar="GIT_REF",
+        help="read policies/ at this git ref (use the PR's base branch)",
+    )
+    parser.add_argument("--repo-root", dest="repo_root", type=Path, default=None,
+                        help="repository root (default: enclosing git work tree)")
+    parser.add_argument("--registry", type=Path, default=None,
+                        help="SQLite registry to record the run in (default: <repo>/.gate/registry.db)")
+    parser.add_argument("--no-registry", dest="no_registry", action="store_true", help="do not record the run")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=8, help="lm-eval batch size")
+
+
+def _git_commit(repo_root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(repo_root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def run(args: argparse.Namespace) -> int:
-    raise InputError("gate run is not built yet")
+    import json
+
+    from gate.errors import InputError
+    from gate.pipeline import StaticOptions, find_repo_root
+    from gate.policy.engine import load_policy_set
+    from gate.report import ReportFormat, render
+    from gate.run import RunOptions, run_gate
+    from gate.spec.loader import expand_spec_paths
+
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size {args.batch_size} is not a batch size", hint="use a positive integer, e.g. 8")
+    repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
+    fmt = ReportFormat(args.format)
+    if fmt is not ReportFormat.terminal:
+        import os
+
+        os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's progress bars; stdout stays the report
+    registry = None if args.no_registry else (args.registry or repo_root / DEFAULT_REGISTRY)
+    options = RunOptions(
+        repo_root=repo_root,
+        cache_dir=(args.cache_dir or repo_root / DEFAULT_CACHE_DIR).resolve(),
+        device=args.device,
+        policies_dir=args.policies,
+        policies_ref=args.policies_from,
+        progress=fmt is ReportFormat.terminal,
+        registry_db=registry,
+        git_commit=_git_commit(repo_root) if registry is not None else None,
+        batch_size=args.batch_size,
+    )
+    paths = expand_spec_paths(list(args.paths))
+    policy_set = load_policy_set(StaticOptions(repo_root=repo_root, policies_dir=args.policies,
+                                               policies_ref=args.policies_from))
+    results = [run_gate(p, options, policy_set) for p in paths]
+    if args.out is not None:
+        payload = [r.model_dump(mode="json") for r in results]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.write(render(results, fmt))
+    codes = [r.exit_code for r in results]
+    for code in (ExitCode.UNEXPECTED, ExitCode.BAD_INPUT, ExitCode.BLOCKED):
+        if code in codes:
+            return int(code)
+    return 0

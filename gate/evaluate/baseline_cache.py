@@ -1,0 +1,114 @@
+"""Baseline reuse: the baseline's evaluation results, cached by what determines them.
+
+A pull request that changes only the quantization should evaluate only the quantized model. Each
+baseline component is one cache entry whose key hashes everything that can change it:
+
+- task scores: baseline identity (lockfile / content hash), task definition and data hash,
+  metric, item selection, eval settings, runtime versions and hardware;
+- fidelity reference: baseline identity, text set hash, fidelity settings, runtime and hardware;
+- performance: baseline identity, performance settings, runtime and hardware (timings are only
+  comparable on the same machine and stack).
+
+Entries live under ``<cache_dir>/baseline/<sha256>.json`` (+ ``.npz`` for the fidelity
+reference), written atomically. A corrupt entry is treated as a miss and overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gate.evaluate.fidelity import FidelityReference
+from gate.evaluate.interface import ModelPerformance, TaskScores
+
+CACHE_FORMAT = 1
+
+
+def cache_key(component: str, parts: dict[str, Any]) -> str:
+    """sha256 of the component name and its canonical-JSON key parts."""
+    body = json.dumps({"format": CACHE_FORMAT, "component": component, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+class BaselineCache:
+    """Content-addressed store of baseline results (one directory, plain files)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.root = cache_dir / "baseline"
+
+    def _path(self, key: str, suffix: str) -> Path:
+        return self.root / f"{key}{suffix}"
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        path = self._path(key, ".json")
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("key") == key else None
+
+    def _write(self, key: str, payload: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        body = json.dumps({"key": key, **payload}, sort_keys=True).encode("utf-8")
+        _atomic_write(self._path(key, ".json"), body)
+
+    def get_scores(self, key: str) -> TaskScores | None:
+        data = self._read(key)
+        if data is None:
+            return None
+        try:
+            return TaskScores.model_validate(data["scores"])
+        except (KeyError, ValidationError):
+            return None
+
+    def put_scores(self, key: str, scores: TaskScores) -> None:
+        self._write(key, {"component": "scores", "scores": scores.model_dump(mode="json")})
+
+    def get_performance(self, key: str) -> ModelPerformance | None:
+        data = self._read(key)
+        if data is None:
+            return None
+        try:
+            return ModelPerformance.model_validate(data["performance"])
+        except (KeyError, ValidationError):
+            return None
+
+    def put_performance(self, key: str, performance: ModelPerformance) -> None:
+        self._write(key, {"component": "performance", "performance": performance.model_dump(mode="json")})
+
+    def get_fidelity(self, key: str) -> FidelityReference | None:
+        if self._read(key) is None or not self._path(key, ".npz").is_file():
+            return None
+        try:
+            return FidelityReference.load(self._path(key, ".npz"))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def put_fidelity(self, key: str, reference: FidelityReference) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".npz.tmp")
+        os.close(fd)
+        reference.save(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared runner cache must stay readable
+        os.replace(tmp, self._path(key, ".npz"))
+        self._write(key, {"component": "fidelity", "documents": len(reference.token_ids)})
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared runner cache must stay readable
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,236 @@
+"""What ``gate run`` evaluates for one spec: metrics and their tasks, item order, fidelity and
+performance settings, and the up-front sample-size check (no model is loaded here).
+
+Items are scored in a seeded random order (``gate.verdict.sequential.item_order``): a task's
+``limit`` takes a random subset rather than the file's first rows, and sequential looks take
+prefixes of that order. The baseline always scores every selected item (its results are cached
+and reused); the quantized model stops at the first decisive look when ``quality.sequential``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gate.errors import SourceLocation
+from gate.evaluate.fidelity import FidelitySettings
+from gate.evaluate.harness import MetricRequest, count_items
+from gate.evaluate.performance import ConstraintTargets, PerformanceSettings
+from gate.evaluate.suites import (
+    DEFAULT_STRESS_MAX_DROP,
+    DEFAULT_STRESS_METRIC,
+    PERPLEXITY_TASK,
+    STRESS_TASKS,
+    TaskSource,
+    resolve_task,
+)
+from gate.result import Finding, Location, Severity
+from gate.spec.loader import LoadedSpec
+from gate.spec.models import MetricTolerance
+
+DEFAULT_CONFIDENCE = 0.95
+PLANNING_DISCORDANCE = 0.10
+"""Share of items assumed to flip between baseline and quantized when sizing binary metrics before
+any model has run (observed flip rates of 4-bit models are mostly 2-10%)."""
+PLANNING_CORRELATION = 0.9
+"""Assumed baseline/quantized correlation of per-item real-valued and per-document perplexity
+scores (observed: > 0.95 for 4-bit and 8-bit models); used once baseline scores are known."""
+SAMPLE_SIZE_RULE = "QG490"
+SAMPLE_SIZE_SLUG = "evaluate.eval-set-resolves-tolerance"
+
+
+@dataclass(frozen=True)
+class PlannedMetric:
+    tolerance: MetricTolerance
+    location: SourceLocation
+    default_tolerance: bool = False
+    """True for a stress suite listed without its own metric entry (default max_drop)."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tolerance.task, self.tolerance.metric)
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    source: TaskSource
+    order: tuple[int, ...]
+    """Document indices in scoring order; its length is the task's item count for this run."""
+    metrics: tuple[PlannedMetric, ...]
+
+    @property
+    def n_total(self) -> int:
+        return len(self.order)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    tasks: dict[str, PlannedTask]
+    confidence: float
+    sequential: bool
+    fidelity: FidelitySettings
+    fidelity_texts: Path
+    max_kl: float | None
+    max_flip_rate: float | None
+    performance: PerformanceSettings
+    targets: ConstraintTargets
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> list[PlannedMetric]:
+        return [m for t in self.tasks.values() for m in t.metrics]
+
+    def requests(self) -> list[MetricRequest]:
+        return [MetricRequest(task=m.tolerance.task, metric=m.tolerance.metric) for m in self.metrics]
+
+    def sources(self) -> list[TaskSource]:
+        return [t.source for t in self.tasks.values()]
+
+
+def planned_metrics(loaded: LoadedSpec) -> list[PlannedMetric]:
+    """The spec's metrics, plus each stress suite without its own entry at the default tolerance."""
+    quality = loaded.spec.quality
+    smap = loaded.source_map
+    if quality is None:
+        return []
+    out = [PlannedMetric(tolerance=m, location=smap.locate(("quality", "metrics", i)))
+           for i, m in enumerate(quality.metrics)]
+    named = {m.task for m in quality.metrics}
+    for j, suite in enumerate(quality.stress):
+        task = STRESS_TASKS[suite.value]
+        if task in named:
+            continue
+        tolerance = MetricTolerance(task=task, metric=DEFAULT_STRESS_METRIC, max_drop=DEFAULT_STRESS_MAX_DROP)
+        out.append(PlannedMetric(tolerance=tolerance, location=smap.locate(("quality", "stress", j)),
+                                 default_tolerance=True))
+    return out
+
+
+def build_plan(
+    loaded: LoadedSpec,
+    repo_root: Path,
+    include_dir: Path,
+    *,
+    hardware_kind: str | None,
+    seed: int = 0,
+) -> EvalPlan:
+    """Resolve every task and fix the item order; raises ``TaskError`` for unusable tasks."""
+    from gate.verdict.sequential import item_order
+
+    spec = loaded.spec
+    quality = spec.quality
+    metrics = planned_metrics(loaded)
+    by_task: dict[str, list[PlannedMetric]] = {}
+    locations: dict[str, SourceLocation] = {}
+    for m in metrics:
+        by_task.setdefault(m.tolerance.task, []).append(m)
+        locations.setdefault(m.tolerance.task, m.location)
+    tasks: dict[str, PlannedTask] = {}
+    for name, task_metrics in by_task.items():
+        source = resolve_task(name, repo_root, locations[name])
+        n_items = count_items(source, include_dir, locations[name], repo_root)
+        limits = [m.tolerance.limit for m in task_metrics]
+        limit = None if any(x is None for x in limits) else max(x for x in limits if x is not None)
+        n_total = n_items if limit is None else min(limit, n_items)
+        order = tuple(int(i) for i in item_order(n_items, seed)[:n_total]) if n_items else ()
+        tasks[name] = PlannedTask(source=source, order=order, metrics=tuple(task_metrics))
+
+    fid = quality.fidelity if quality else None
+    texts_name = fid.texts if fid and fid.texts else PERPLEXITY_TASK
+    texts_path = _fidelity_texts(texts_name, repo_root, loaded)
+    confidence = quality.confidence if quality and quality.confidence else DEFAULT_CONFIDENCE
+    fidelity = FidelitySettings(texts_name=texts_name, tokens=fid.tokens if fid and fid.tokens else 2048,
+                                confidence=confidence, seed=seed)
+    perf = spec.performance
+    target = spec.constraint.target if spec.constraint else None
+    batch = target.batch if target and target.batch else 1
+    batch_sizes = tuple(sorted(set(perf.batch_sizes))) if perf and perf.batch_sizes else (batch,)
+    memory = [x for x in (perf.max_memory_gb if perf else None,
+                          target.memory_gb if target and spec.constraint and spec.constraint.kind.value == "memory" else None)
+              if x is not None]
+    targets = ConstraintTargets(
+        kind=spec.constraint.kind.value if spec.constraint else None,
+        hardware_kind=hardware_kind,
+        hardware=target.hardware if target else None,
+        memory_gb=min(memory) if memory else None,
+        tokens_per_s=target.tokens_per_s if target else None,
+        min_speedup=perf.min_speedup if perf else None,
+        cost_per_million_tokens=target.cost_per_million_tokens if target else None,
+        hourly_cost=target.hourly_cost if target else None,
+        batch=batch if batch in batch_sizes else batch_sizes[0],
+    )
+    return EvalPlan(
+        tasks=tasks,
+        confidence=confidence,
+        sequential=quality.sequential if quality else False,
+        fidelity=fidelity,
+        fidelity_texts=texts_path,
+        max_kl=fid.max_kl if fid else None,
+        max_flip_rate=fid.max_flip_rate if fid else None,
+        performance=PerformanceSettings(batch_sizes=batch_sizes),
+        targets=targets,
+        seed=seed,
+    )
+
+
+def _fidelity_texts(name: str, repo_root: Path, loaded: LoadedSpec) -> Path:
+    from gate.evaluate.interface import TaskError
+
+    where = loaded.source_map.locate(("quality", "fidelity", "texts"))
+    candidate = repo_root / name
+    if candidate.is_file():
+        return candidate
+    source = resolve_task(name, repo_root, where)
+    if source.local and source.data_files:
+        return source.data_files[0]
+    raise TaskError(
+        f"quality.fidelity.texts: {name!r} is neither a file in the repository nor a local task with data",
+        hint=f"give a JSONL/text file path relative to the repo root, or a task name such as {PERPLEXITY_TASK}",
+        location=where,
+    )
+
+
+def sample_size_findings(
+    plan: EvalPlan,
+    base_scores: dict[tuple[str, str], object] | None = None,
+    *,
+    spent: str = "no model was evaluated",
+) -> list[Finding]:
+    """A blocking finding per metric whose eval set cannot resolve its tolerance.
+
+    Before any model runs, binary metrics are sized with ``PLANNING_DISCORDANCE``; once baseline
+    scores exist, real-valued and perplexity metrics are sized from them with
+    ``PLANNING_CORRELATION`` (without them no variance bound exists and the check is skipped).
+    """
+    import numpy as np
+
+    from gate.evaluate.interface import TaskScores
+    from gate.verdict.sample_size import check_resolvable
+
+    findings: list[Finding] = []
+    for task in plan.tasks.values():
+        for m in task.metrics:
+            scores = (base_scores or {}).get(m.key)
+            base = None
+            kind = None
+            if isinstance(scores, TaskScores):
+                kind = scores.kind
+                base = np.asarray(scores.values, dtype=np.float64)
+            check = check_resolvable(
+                m.tolerance, n_available=task.n_total, confidence=plan.confidence, base_scores=base, kind=kind,
+                assumed_discordance=PLANNING_DISCORDANCE, assumed_correlation=PLANNING_CORRELATION,
+            )
+            if check.resolvable:
+                continue
+            need = f"about {check.n_needed:,} items" if check.n_needed > 0 else "a non-zero tolerance"
+            findings.append(Finding(
+                rule_id=SAMPLE_SIZE_RULE, slug=SAMPLE_SIZE_SLUG, severity=Severity.deny, stage="evaluate",
+                message=f"eval set too small: {check.reason}",
+                location=Location.of(m.location),
+                hint=(f"use a task with {need} (or raise `limit`), or widen the tolerance; "
+                      f"{spent}"),
+                detail={"n_available": check.n_available, "n_needed": check.n_needed,
+                        "assumption": check.assumption},
+            ))
+    return findings

@@ -1,0 +1,215 @@
+"""Evaluate one model against an ``EvalPlan``: the baseline side (cached) and the quantized side
+(sequential looks), then the paired comparison per metric.
+
+The caller loads a model, hands it here, and frees it afterwards, so only one model is resident at
+a time. The baseline side returns what the quantized side needs: per-item scores, the fidelity
+reference and the performance figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gate.evaluate.baseline_cache import BaselineCache, cache_key
+from gate.evaluate.fidelity import FidelityReference, build_reference, load_texts, texts_digest, token_windows
+from gate.evaluate.harness import EvalSettings, MetricRequest, evaluate_tasks
+from gate.evaluate.interface import ModelPerformance, TaskScores
+from gate.evaluate.performance import measure
+from gate.evaluate.plan import EvalPlan, PlannedMetric
+from gate.result import Decision, MetricResult
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class BaselineSide:
+    """What the quantized side is compared against."""
+
+    scores: dict[tuple[str, str], TaskScores] = field(default_factory=dict)
+    reference: FidelityReference | None = None
+    performance: ModelPerformance | None = None
+    cache_hits: dict[str, bool] = field(default_factory=dict)
+    """component -> served from cache"""
+
+
+@dataclass(frozen=True)
+class BaselineKeys:
+    scores: dict[tuple[str, str], str]
+    fidelity: str
+    performance: str
+
+
+def baseline_keys(plan: EvalPlan, identity: str, settings: EvalSettings, runtime: dict[str, str]) -> BaselineKeys:
+    """Cache keys of every baseline component (see ``baseline_cache``)."""
+    common = {"baseline": identity, "runtime": runtime}
+    scores = {}
+    for task in plan.tasks.values():
+        for m in task.metrics:
+            scores[m.key] = cache_key("scores", {
+                **common, "task": task.source.name, "task_sha256": task.source.sha256, "metric": m.tolerance.metric,
+                "items": list(task.order), "settings": settings.key(),
+            })
+    texts_sha = _file_sha(plan.fidelity_texts)
+    fidelity = cache_key("fidelity", {**common, "texts_sha256": texts_sha, "settings": plan.fidelity.key(),
+                                      "device": settings.device})
+    performance = cache_key("performance", {**common, "settings": plan.performance.key(), "device": settings.device})
+    return BaselineKeys(scores=scores, fidelity=fidelity, performance=performance)
+
+
+def _file_sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cached_baseline(cache: BaselineCache, keys: BaselineKeys) -> BaselineSide:
+    side = BaselineSide()
+    for metric_key, key in keys.scores.items():
+        hit = cache.get_scores(key)
+        if hit is not None:
+            side.scores[metric_key] = hit
+    side.reference = cache.get_fidelity(keys.fidelity)
+    side.performance = cache.get_performance(keys.performance)
+    side.cache_hits = {
+        "scores": len(side.scores) == len(keys.scores),
+        "fidelity": side.reference is not None,
+        "performance": side.performance is not None,
+    }
+    return side
+
+
+def baseline_complete(side: BaselineSide) -> bool:
+    return all(side.cache_hits.values())
+
+
+def fidelity_windows(plan: EvalPlan, tokenizer: Any) -> tuple[list[list[int]], str]:
+    texts = load_texts(plan.fidelity_texts)
+    return token_windows(tokenizer, texts, plan.fidelity.tokens, plan.fidelity.window), texts_digest(texts)
+
+
+def evaluate_baseline(
+    model: Any,
+    tokenizer: Any,
+    model_dir: Path,
+    plan: EvalPlan,
+    side: BaselineSide,
+    keys: BaselineKeys,
+    cache: BaselineCache,
+    *,
+    settings: EvalSettings,
+    include_dir: Path,
+    say: Say,
+) -> BaselineSide:
+    """Fill what the cache did not have, store it, return the complete baseline side."""
+    missing = [m for m in plan.metrics if m.key not in side.scores]
+    if missing:
+        tasks = sorted({m.tolerance.task for m in missing})
+        say(f"baseline: {', '.join(f'{t} ({plan.tasks[t].n_total} items)' for t in tasks)}")
+        got = evaluate_tasks(model, tokenizer, plan.sources(), [MetricRequest(m.tolerance.task, m.tolerance.metric) for m in missing],
+                             settings=settings, include_dir=include_dir,
+                             items={t: plan.tasks[t].order for t in tasks})
+        for m in missing:
+            side.scores[m.key] = got[m.key]
+            cache.put_scores(keys.scores[m.key], got[m.key])
+    if side.reference is None:
+        say(f"baseline: fidelity reference ({plan.fidelity.tokens} tokens of {plan.fidelity.texts_name})")
+        windows, digest = fidelity_windows(plan, tokenizer)
+        side.reference = build_reference(model, windows, digest, top_k=plan.fidelity.top_k, device=settings.device)
+        cache.put_fidelity(keys.fidelity, side.reference)
+    if side.performance is None:
+        say("baseline: speed and memory")
+        side.performance = measure(model, tokenizer, model_dir, plan.performance, device=settings.device)
+        cache.put_performance(keys.performance, side.performance)
+    return side
+
+
+def paired(metric: PlannedMetric, order: tuple[int, ...], base: TaskScores, quant: TaskScores, n: int) -> Any:
+    """``PairedScores`` of the first ``n`` items in scoring order."""
+    from gate.verdict.stats import PairedScores
+
+    base_map = dict(zip(base.doc_ids, base.values, strict=True))
+    quant_map = dict(zip(quant.doc_ids, quant.values, strict=True))
+    ids = order[:n]
+    return PairedScores(np.asarray([base_map[i] for i in ids], dtype=np.float64),
+                        np.asarray([quant_map[i] for i in ids], dtype=np.float64), base.kind)
+
+
+def _merge(old: TaskScores | None, new: TaskScores) -> TaskScores:
+    if old is None:
+        return new
+    return old.model_copy(update={"doc_ids": [*old.doc_ids, *new.doc_ids], "values": [*old.values, *new.values]})
+
+
+def evaluate_quantized(
+    model: Any,
+    tokenizer: Any,
+    plan: EvalPlan,
+    base: BaselineSide,
+    *,
+    settings: EvalSettings,
+    include_dir: Path,
+    say: Say,
+    resamples: int = 10_000,
+) -> tuple[list[MetricResult], dict[tuple[str, str], TaskScores]]:
+    """Score the quantized model (sequential looks when the plan says so) and compare each metric."""
+    from gate.verdict.decide import compare_metric
+    from gate.verdict.sequential import SequentialPlan, decide_look
+
+    results: dict[tuple[str, str], MetricResult] = {}
+    scored: dict[tuple[str, str], TaskScores] = {}
+    looks = {name: SequentialPlan.for_items(t.n_total, looks=4 if plan.sequential else 1, confidence=plan.confidence)
+             for name, t in plan.tasks.items() if t.n_total > 0}
+    active = set(looks)
+    done_items = dict.fromkeys(looks, 0)
+    look = 0
+    while active:
+        chunk = {}
+        for name in sorted(active):
+            sizes = looks[name].look_sizes
+            chunk[name] = plan.tasks[name].order[done_items[name]: sizes[min(look, len(sizes) - 1)]]
+        requests = [MetricRequest(m.tolerance.task, m.tolerance.metric) for n in chunk for m in plan.tasks[n].metrics]
+        label = "; ".join(f"{n} items {done_items[n] + 1}-{done_items[n] + len(c)}" for n, c in chunk.items())
+        say(f"quantized: look {look + 1}: {label}")
+        got = evaluate_tasks(model, tokenizer, plan.sources(), requests, settings=settings, include_dir=include_dir,
+                             items=chunk)
+        for name, items in chunk.items():
+            done_items[name] += len(items)
+            task = plan.tasks[name]
+            seq = looks[name]
+            index = min(look, seq.looks - 1)
+            finished = True
+            for m in task.metrics:
+                scored[m.key] = _merge(scored.get(m.key), got[m.key])
+                scores = paired(m, task.order, base.scores[m.key], scored[m.key], done_items[name])
+                if seq.looks == 1:
+                    result = compare_metric(m.tolerance, scores, confidence=plan.confidence, seed=plan.seed,
+                                            resamples=resamples, n_total=task.n_total)
+                else:
+                    result = decide_look(m.tolerance, scores, seq, index, plan.seed, resamples=resamples)
+                if m.default_tolerance:
+                    note = "stress suite at the default tolerance (add a quality.metrics entry to set your own)"
+                    result = result.model_copy(update={"note": f"{result.note}; {note}" if result.note else note})
+                results[m.key] = result
+                if result.note is not None and result.note.startswith("continue"):
+                    finished = False
+            if finished or index == seq.looks - 1:
+                active.discard(name)
+        look += 1
+    ordered = [results[m.key] for m in plan.metrics if m.key in results]
+    for m in plan.metrics:
+        if m.key not in results:  # an empty task: nothing to compare
+            ordered.append(_empty_result(m, plan.confidence))
+    return ordered, scored
+
+
+def _empty_result(m: PlannedMetric, confidence: float) -> MetricResult:
+    tol = m.tolerance
+    return MetricResult(task=tol.task, metric=tol.metric, n=0, n_total=0, baseline=0.0, quantized=0.0,
+                        difference=0.0, ci_low=0.0, ci_high=0.0, confidence=confidence, tolerance=tol.tolerance,
+                        tolerance_form=tol.tolerance_form, higher_is_better=tol.higher_is_better, method="none",
+                        outcome=Decision.error, note="the task has no items")

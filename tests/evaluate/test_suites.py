@@ -1,0 +1,113 @@
+"""Shipped suites and task resolution (no model needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gate.evaluate.interface import TaskError
+from gate.evaluate.suites import SHIPPED_DIR, STRESS_TASKS, materialize, resolve_task
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFEST = json.loads((SHIPPED_DIR / "data" / "MANIFEST.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["qg_license_ppl", *STRESS_TASKS.values()])
+def test_shipped_suites_resolve_with_their_manifest_sizes(name: str) -> None:
+    source = resolve_task(name, None)
+    assert source.shipped and source.local
+    assert source.n_items == MANIFEST["suites"][name]["items"]
+    data = source.config["dataset_kwargs"]["data_files"]["test"]  # type: ignore[index]
+    assert Path(data).is_absolute() and Path(data).name == f"{name}.jsonl"
+
+
+def test_suite_sizes_resolve_a_two_point_tolerance_with_pairing() -> None:
+    from gate.spec.models import MetricTolerance
+    from gate.verdict.sample_size import check_resolvable
+
+    for task in ("qg_reasoning", "qg_instructions"):
+        tol = MetricTolerance(task=task, metric="acc", max_drop=2.0)
+        check = check_resolvable(tol, n_available=MANIFEST["suites"][task]["items"], confidence=0.95,
+                                 assumed_discordance=0.10)
+        assert check.resolvable, check.reason
+
+
+@pytest.mark.skipif(not Path("/usr/share/common-licenses/GPL-3").is_file(), reason="needs Debian's base-files")
+def test_committed_suite_data_matches_a_fresh_generation() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "make_suites.py"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_multiple_choice_item_is_well_formed() -> None:
+    for task in STRESS_TASKS.values():
+        lines = (SHIPPED_DIR / "data" / f"{task}.jsonl").read_text().splitlines()
+        for line in lines:
+            item = json.loads(line)
+            assert len(item["choices"]) == len(set(item["choices"])) >= 2
+            assert 0 <= item["answer"] < len(item["choices"])
+
+
+def test_repo_task_data_paths_resolve_against_the_yaml_folder(tmp_path: Path) -> None:
+    (tmp_path / "tasks" / "data").mkdir(parents=True)
+    (tmp_path / "tasks" / "data" / "mine.jsonl").write_text('{"q": 1}\n{"q": 2}\n\n')
+    (tmp_path / "tasks" / "mine.yaml").write_text(
+        "task: mine\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: data/mine.jsonl\ntest_split: test\n"
+    )
+    source = resolve_task("mine", tmp_path)
+    assert source.n_items == 2 and not source.shipped
+    assert source.data_files == ((tmp_path / "tasks" / "data" / "mine.jsonl").resolve(),)
+    materialize([source], tmp_path / "include")
+    written = (tmp_path / "include" / "mine.yaml").read_text()
+    assert str((tmp_path / "tasks" / "data" / "mine.jsonl").resolve()) in written
+
+
+def test_missing_task_data_is_a_task_error(tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "gone.yaml").write_text(
+        "task: gone\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: data/gone.jsonl\n"
+    )
+    with pytest.raises(TaskError) as info:
+        resolve_task("gone", tmp_path)
+    expected = (tmp_path / "tasks" / "data" / "gone.jsonl").resolve()
+    assert info.value.message == f"task 'gone': data file data/gone.jsonl not found (looked for {expected})"
+    assert info.value.hint == (
+        f"data_files paths are relative to {tmp_path / 'tasks'}; regenerate shipped data with "
+        "`python scripts/make_suites.py`"
+    )
+
+
+def test_function_tags_are_refused_with_a_hint(tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "fn.yaml").write_text("task: fn\nprocess_results: !function utils.process\n")
+    with pytest.raises(TaskError) as info:
+        resolve_task("fn", tmp_path)
+    assert info.value.message.startswith(f"task 'fn': {tmp_path / 'tasks' / 'fn.yaml'} is not valid YAML")
+    assert info.value.hint == "lm-eval's `!function` tags are not supported in local tasks; use built-in filters"
+
+
+def test_unknown_local_name_passes_through_as_a_standard_task() -> None:
+    source = resolve_task("hellaswag", None)
+    assert not source.local and source.n_items is None and source.config is None
+
+
+@pytest.mark.slow  # lm-eval indexes its ~15k built-in tasks first (~20 s idle, minutes under load)
+def test_unknown_task_offline_is_a_task_error_with_a_suggestion(tmp_path: Path) -> None:
+    from gate.errors import SourceLocation
+    from gate.evaluate.harness import count_items
+
+    source = resolve_task("qg_reasonin", None)
+    with pytest.raises(TaskError) as info:
+        count_items(source, tmp_path / "inc", SourceLocation("m.yaml", 3, 7))
+    assert info.value.message.startswith(
+        "task 'qg_reasonin' is not a shipped or repository task, and lm-eval could not load it ("
+    )
+    assert info.value.hint == (
+        "did you mean `qg_reasoning`? shipped suites: qg_instructions, qg_license_ppl, qg_long_context, "
+        "qg_reasoning; a standard lm-eval task needs its dataset online or in the local Hugging Face cache"
+    )
+    assert str(info.value.location) == "m.yaml:3:7"
