@@ -8,7 +8,7 @@ module stays free of heavy imports.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +22,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How a finding affects the verdict."""
 
     deny = "deny"
@@ -33,7 +33,7 @@ class Severity(str, Enum):
     """Context for reviewers."""
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """The verdict of one spec (or one metric)."""
 
     passed = "pass"

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gate.errors import ExitCode
+from gate.commands.check import worst_exit_code
+from gate.report.interface import ReportFormat
 
 HELP = "quantize and evaluate a spec against its full-precision baseline; exit 0 pass, 1 fail/inconclusive"
 
@@ -17,7 +18,9 @@ DEFAULT_REGISTRY = Path(".gate/registry.db")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="spec files or directories of specs")
-    parser.add_argument("--format", choices=["terminal", "json"], default="terminal")
+    parser.add_argument(
+        "--format", choices=[f.value for f in ReportFormat], default=ReportFormat.terminal.value, help="report format"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON result to this file")
     parser.add_argument("--cache-dir", dest="cache_dir", type=Path, default=None,
                         help="artifact and baseline cache (default: <repo>/.gate/cache)")
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from gate.errors import InputError
     from gate.pipeline import StaticOptions, find_repo_root
     from gate.policy.engine import load_policy_set
-    from gate.report import ReportFormat, render
+    from gate.report import ReportContext, render
     from gate.run import RunOptions, run_gate
     from gate.spec.loader import expand_spec_paths
 
@@ -82,9 +85,6 @@ def run(args: argparse.Namespace) -> int:
         payload = [r.model_dump(mode="json") for r in results]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.write(render(results, fmt))
-    codes = [r.exit_code for r in results]
-    for code in (ExitCode.UNEXPECTED, ExitCode.BAD_INPUT, ExitCode.BLOCKED):
-        if code in codes:
-            return int(code)
-    return 0
+    color = fmt is ReportFormat.terminal and sys.stdout.isatty()
+    sys.stdout.write(render(results, fmt, ReportContext(color=color)))
+    return worst_exit_code([r.exit_code for r in results])

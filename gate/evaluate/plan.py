@@ -24,6 +24,7 @@ from gate.evaluate.suites import (
     TaskSource,
     resolve_task,
 )
+from gate.policy.meta import EVAL_SET_TOO_SMALL
 from gate.result import Finding, Location, Severity
 from gate.spec.loader import LoadedSpec
 from gate.spec.models import MetricTolerance
@@ -35,8 +36,8 @@ any model has run (observed flip rates of 4-bit models are mostly 2-10%)."""
 PLANNING_CORRELATION = 0.9
 """Assumed baseline/quantized correlation of per-item real-valued and per-document perplexity
 scores (observed: > 0.95 for 4-bit and 8-bit models); used once baseline scores are known."""
-SAMPLE_SIZE_RULE = "QG490"
-SAMPLE_SIZE_SLUG = "evaluate.eval-set-resolves-tolerance"
+SAMPLE_SIZE_RULE = EVAL_SET_TOO_SMALL.id
+SAMPLE_SIZE_SLUG = EVAL_SET_TOO_SMALL.slug
 
 
 @dataclass(frozen=True)

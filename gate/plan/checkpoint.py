@@ -19,15 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import InputError
-
-MAX_HEADER_BYTES = 100 * 1024 * 1024
-"""The safetensors format caps the JSON header at 100 MB."""
-
-SAFETENSORS_DTYPE_BITS: dict[str, int] = {
-    "F64": 64, "F32": 32, "F16": 16, "BF16": 16, "I64": 64, "I32": 32, "I16": 16, "I8": 8, "U64": 64,
-    "U32": 32, "U16": 16, "U8": 8, "BOOL": 8, "F8_E4M3": 8, "F8_E5M2": 8, "F8_E8M0": 8, "F4": 4, "F6_E2M3": 6,
-    "F6_E3M2": 6, "E8M0": 8,
-}
+from gate.weights.safetensors_check import DTYPE_BITS, SafetensorsInvalid, check_file
 
 _CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "layers": ("num_hidden_layers", "n_layer", "num_layers", "n_layers"),
@@ -108,40 +100,18 @@ class Checkpoint:
 
 
 def read_safetensors_header(path: Path, shown: str | None = None) -> list[TensorInfo]:
-    """Tensor names, dtypes and shapes from a safetensors file's JSON header (the data is not read)."""
+    """Tensor names, dtypes and shapes from a safetensors file's JSON header (the data is not read).
+
+    The header is parsed and validated by the weights stage's reader, so both stages agree on
+    what a valid file is.
+    """
     shown = shown or str(path)
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise InputError(f"{shown}: not a safetensors file (shorter than its 8-byte header length)",
-                             hint="re-export the weights with `save_pretrained(..., safe_serialization=True)`")
-        (length,) = struct.unpack("<Q", head)
-        if length > MAX_HEADER_BYTES or length > size - 8:
-            raise InputError(f"{shown}: safetensors header length {length} is larger than the file allows",
-                             hint="the file is truncated or not safetensors; re-download it and check its sha256")
-        raw = fh.read(length)
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{shown}: safetensors header is not valid JSON ({exc})",
-                         hint="the file is corrupt; re-download it and check its sha256") from None
-    if not isinstance(header, dict):
-        raise InputError(f"{shown}: safetensors header is not a JSON object",
-                         hint="the file is corrupt; re-download it and check its sha256")
-    out: list[TensorInfo] = []
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("shape"), list) or "dtype" not in entry:
-            raise InputError(f"{shown}: tensor {name!r} has no dtype/shape in the header",
-                             hint="the file is corrupt; re-download it and check its sha256")
-        bits = SAFETENSORS_DTYPE_BITS.get(str(entry["dtype"]))
-        if bits is None:
-            raise InputError(f"{shown}: tensor {name!r} has unknown dtype {entry['dtype']!r}",
-                             hint=f"known dtypes: {', '.join(SAFETENSORS_DTYPE_BITS)}")
-        out.append(TensorInfo(name=name, shape=tuple(int(d) for d in entry["shape"]), bits=bits))
-    return out
+        header = check_file(path)
+    except SafetensorsInvalid as exc:
+        raise InputError(f"{shown}: {exc}",
+                         hint="the file is truncated, corrupt or not safetensors; re-download it and check its sha256") from None
+    return [TensorInfo(name=t.name, shape=t.shape, bits=DTYPE_BITS[t.dtype]) for t in header.tensors]
 
 
 def read_model_dir(directory: Path, shown: str) -> Checkpoint:

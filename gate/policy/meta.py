@@ -1,4 +1,5 @@
-"""Checks the engine itself makes about policies and waivers (QG002-QG005).
+"""Checks the engine itself makes about policies and waivers (QG002-QG005), and the evaluation
+stage's sample-size check (QG490).
 
 They are not spec rules: they cannot be configured, scoped or waived. They have the same docs as
 rules so ``gate explain QG004`` works and ``docs/rules.md`` lists them.
@@ -79,6 +80,17 @@ WAIVER_UNUSED = EngineCheck(
     "# delete the waiver\n",
 )
 
+EVAL_SET_TOO_SMALL = EngineCheck(
+    "QG490", "evaluate.eval-set-resolves-tolerance", Severity.deny,
+    "The evaluation set must be large enough to resolve the declared tolerance at the declared confidence.",
+    "Small eval sets cannot resolve tight tolerances: accuracy 0.73 on 250 items has a 95% interval of\n"
+    "about +-5.5 points. `gate run` sizes every metric before any model runs (paired design, planning\n"
+    "assumptions in docs/verdict.md) and refuses a set that cannot reach a verdict, saying how many\n"
+    "items are needed, instead of spending compute on a coin flip. Checked by `gate run`, not `gate check`.",
+    "quality:\n  metrics:\n    - {task: qg_reasoning, metric: acc, max_drop: 0.5, limit: 200}\n",
+    "quality:\n  metrics:\n    - {task: qg_reasoning, metric: acc, max_drop: 2.0}   # all 2000 items\n",
+)
+
 ENGINE_CHECKS: dict[str, EngineCheck] = {
-    c.id: c for c in (SEVERITY_CONFLICT, NOT_WAIVABLE, WAIVER_EXPIRED, WAIVER_UNUSED)
+    c.id: c for c in (SEVERITY_CONFLICT, NOT_WAIVABLE, WAIVER_EXPIRED, WAIVER_UNUSED, EVAL_SET_TOO_SMALL)
 }

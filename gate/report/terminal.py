@@ -73,8 +73,8 @@ def _spec(console: Console, r: GateResult) -> None:
             table.add_row(Text(level.value + tag, style=LEVEL_STYLE[level]), f"{f.rule_id} {f.slug}",
                           str(f.location) if f.location else "—", message)
         console.print(table)
-    for line in plan_lines(r):
-        console.print(Text(line, style="dim" if line.startswith("  ") else ""))
+    for plan_line in plan_lines(r):
+        console.print(Text(plan_line, style="dim" if plan_line.startswith("  ") else ""))
     if r.metrics:
         table = Table(title="Metrics (baseline vs quantized)", title_justify="left")
         for name, justify in (("Task / metric", "left"), ("n", "right"), ("Baseline", "right"),

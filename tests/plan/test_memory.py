@@ -303,9 +303,9 @@ def test_truncated_safetensors_header(tmp_path: Path) -> None:
     bad.write_bytes(struct.pack("<Q", 1000) + b"{}")
     with pytest.raises(InputError) as info:
         read_safetensors_header(bad, "x.safetensors")
-    assert info.value.message == "x.safetensors: safetensors header length 1000 is larger than the file allows"
+    assert info.value.message == "x.safetensors: header length 1000 is beyond the end of the 10-byte file"
     bad.write_bytes(struct.pack("<Q", 2) + b"{]")
-    with pytest.raises(InputError, match=r"^x.safetensors: safetensors header is not valid JSON"):
+    with pytest.raises(InputError, match=r"^x.safetensors: header is not valid JSON: Expecting property name"):
         read_safetensors_header(bad, "x.safetensors")
 
 
