@@ -27,7 +27,9 @@ from pydantic import ValidationError
 from gate.evaluate.fidelity import FidelityReference
 from gate.evaluate.interface import ModelPerformance, TaskScores
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+"""Bumped whenever cached results from older gate versions must not be reused (2: doc ids of
+sequentially chosen items were mislabeled by lm-eval before the harness sorted them)."""
 
 
 def cache_key(component: str, parts: dict[str, Any]) -> str:

@@ -85,7 +85,10 @@ def evaluate_tasks(
     chosen: dict[str, list[int]] = {}
     for task in tasks:
         if items is not None and task in items:
-            chosen[task] = list(items[task])
+            # Sorted on purpose: lm-eval 0.4.13 iterates the chosen documents in dataset order but
+            # labels the k-th one ``samples[k]``, so an unsorted list mislabels doc ids and would
+            # silently break the baseline/quantized pairing.
+            chosen[task] = sorted(items[task])
             continue
         limits = [r.limit for r in requests if r.task == task]
         limit = None if any(x is None for x in limits) else max(x for x in limits if x is not None)

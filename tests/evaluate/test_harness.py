@@ -31,7 +31,7 @@ def test_per_item_scores_for_chosen_items(loaded: tuple, repo: Path, tmp_path: P
     got = evaluate_tasks(model, tokenizer, sources,
                          [MetricRequest("tiny_mc", "acc"), MetricRequest("tiny_ppl", "word_perplexity")],
                          settings=EvalSettings(batch_size=4), include_dir=tmp_path / "inc",
-                         items={"tiny_mc": [7, 2, 9], "tiny_ppl": [0, 1, 2, 3, 4]})
+                         items={"tiny_mc": [7, 2, 9], "tiny_ppl": [4, 0, 3, 1, 2]})
     acc = got[("tiny_mc", "acc")]
     assert acc.kind == "binary" and acc.doc_ids == [2, 7, 9]
     assert all(v in (0.0, 1.0) for v in acc.values)
@@ -42,6 +42,13 @@ def test_per_item_scores_for_chosen_items(loaded: tuple, repo: Path, tmp_path: P
     assert [p[1] for p in ppl.values] == words  # type: ignore[index]
     assert all(p[0] > 0 for p in ppl.values)  # type: ignore[index]
     assert ppl.aggregate() > 1.0
+    # Each doc id carries its own score whatever order the items were asked in (lm-eval labels
+    # doc ids by position in an unsorted `samples=` list; the harness must not inherit that).
+    alone = evaluate_tasks(model, tokenizer, sources, [MetricRequest("tiny_ppl", "word_perplexity")],
+                           settings=EvalSettings(batch_size=4), include_dir=tmp_path / "inc2",
+                           items={"tiny_ppl": [3]})[("tiny_ppl", "word_perplexity")]
+    assert alone.doc_ids == [3]
+    assert alone.values[0] == pytest.approx(ppl.values[3], rel=1e-5)  # type: ignore[arg-type]
 
 
 def test_unknown_metric_names_the_task_metrics(loaded: tuple, repo: Path, tmp_path: Path) -> None:
