@@ -141,7 +141,10 @@ def produce_artifact(
     record: dict[str, Any] = {}
 
     def build(out: Path) -> None:
-        record.update(_build(loaded, baseline, quantizer, request, calibration, out, key, max_ratio, progress))
+        from gate.quantize.progress import library_progress
+
+        with library_progress(progress):
+            record.update(_build(loaded, baseline, quantizer, request, calibration, out, key, max_ratio, progress))
 
     try:
         entry = ContentCache(cache_dir).get_or_build("artifacts", key, build)
@@ -171,23 +174,6 @@ def import_torch_for_versions() -> None:
 
 
 def _build(
-    loaded: LoadedSpec,
-    baseline: Baseline,
-    quantizer: Any,
-    request: QuantizeRequest,
-    calibration: CalibrationSet | None,
-    out: Path,
-    key: str,
-    max_ratio: float,
-    progress: bool,
-) -> dict[str, Any]:
-    from gate.quantize.progress import library_progress
-
-    with library_progress(progress):
-        return _build_quietly(loaded, baseline, quantizer, request, calibration, out, key, max_ratio, progress)
-
-
-def _build_quietly(
     loaded: LoadedSpec,
     baseline: Baseline,
     quantizer: Any,
