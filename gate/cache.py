@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +97,11 @@ class ContentCache:
                 return None
         return CacheEntry(path=path, key=key, hit=True, manifest_sha256=sha256_file(manifest))
 
-    def get_or_build(self, kind: str, key: str, build: Callable[[Path], None]) -> CacheEntry:
-        """Return the entry, building it with ``build(tmp_dir)`` when absent or corrupt."""
+    def get_or_build(self, kind: str, key: str, build: Callable[[Path], Mapping[str, str] | None]) -> CacheEntry:
+        """Return the entry, building it with ``build(tmp_dir)`` when absent or corrupt.
+
+        ``build`` may return the sha256 of files it has just written (relative path -> digest) so
+        the manifest does not hash them again; files it does not list are hashed here."""
         entry = self.get(kind, key)
         if entry is not None:
             return entry
@@ -109,9 +112,9 @@ class ContentCache:
                 return entry
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", dir=self.root / kind))
             try:
-                build(tmp)
+                known = build(tmp)
                 tmp.chmod(0o755)  # mkdtemp creates 0700; entries are shared read-only data
-                manifest_sha = write_manifest(tmp, key)
+                manifest_sha = write_manifest(tmp, key, known)
                 final = self.entry_dir(kind, key)
                 if final.exists():  # corrupt or partial: move aside, then remove
                     trash = Path(tempfile.mkdtemp(prefix=f".trash-{key[:16]}-", dir=self.root / kind))
@@ -134,13 +137,14 @@ class ContentCache:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def write_manifest(path: Path, key: str) -> str:
-    """Write the manifest of every file under ``path``; return its sha256."""
-    files = {
-        str(p.relative_to(path)): sha256_file(p)
-        for p in sorted(path.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+def write_manifest(path: Path, key: str, known: Mapping[str, str] | None = None) -> str:
+    """Write the manifest of every file under ``path`` (``known`` digests taken as given); return its sha256."""
+    known = known or {}
+    files = {}
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            rel = str(p.relative_to(path))
+            files[rel] = known[rel] if rel in known else sha256_file(p)
     text = json.dumps({"key": key, "files": files}, indent=2, sort_keys=True) + "\n"
     (path / MANIFEST).write_text(text, encoding="utf-8")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,13 +139,20 @@ def produce_artifact(
         "device": {k: hardware.get(k) for k in ("device", "cuda", "gpu")},
     }
     key = cache_key(key_fields)
-    record: dict[str, Any] = {}
 
-    def build(out: Path) -> None:
+    reference_key = {
+        "baseline": baseline.identity,
+        "versions": {k: libs.get(k) for k in ("torch", "transformers")},
+        "device": key_fields["device"],
+    }
+
+    def build(out: Path) -> dict[str, str]:
         from gate.quantize.progress import library_progress
 
         with library_progress(progress):
-            record.update(_build(loaded, baseline, quantizer, request, calibration, out, key, max_ratio, progress))
+            return _build(
+                loaded, baseline, quantizer, request, calibration, out, key, max_ratio, progress, cache_dir, reference_key
+            )
 
     try:
         entry = ContentCache(cache_dir).get_or_build("artifacts", key, build)
@@ -183,11 +191,22 @@ def _build(
     key: str,
     max_ratio: float,
     progress: bool,
-) -> dict[str, Any]:
+    cache_dir: Path,
+    reference_key: dict[str, Any],
+) -> dict[str, str]:
+    """Quantize into ``out``, check it, write provenance, model card and lockfile.
+
+    Returns every file's sha256 (relative path -> digest) for the cache manifest,
+    so no file is hashed twice. The weights are hashed on a worker thread while the sanity check
+    runs (hashlib and torch both release the GIL).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from gate.quantize.progress import progress_reporter
-    from gate.quantize.sanity import check_sanity
+    from gate.quantize.sanity import check_sanity, reference_perplexity
     from gate.quantize.sources import copy_tokenizer, load_hf_model, load_tokenizer
     from gate.runtime import runtime_versions
+    from gate.weights.lockfile import hash_files, model_files, write_lockfile
 
     q = loaded.spec.quantization
     assert q is not None
@@ -210,13 +229,20 @@ def _build(
     seconds = timings["quantize"]
     copy_tokenizer(baseline.path, out)
     texts = list(calibration.texts) if calibration else sanity_texts()
-    quantized_model = quantizer.load(out)
-    lap("load_quantized")
-    baseline_model = load_hf_model(baseline.path)
-    lap("load_baseline")
-    sanity = check_sanity(baseline_model, quantized_model, tokenizer, texts, max_ratio=max_ratio)
-    lap("sanity_perplexity")
-    del quantized_model, baseline_model
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-artifact-sha256") as pool:
+        hashing = pool.submit(hash_files, model_files(out), 1)
+        reloaded = outcome.model is None
+        quantized_model = quantizer.load(out) if reloaded else outcome.model
+        outcome = replace(outcome, model=None)
+        lap("load_quantized")
+        reference = reference_perplexity(lambda: load_hf_model(baseline.path), tokenizer, texts, cache_dir, reference_key)
+        lap("baseline_reference")
+        sanity = check_sanity(reference, quantized_model, tokenizer, texts, max_ratio=max_ratio,
+                              quantized_source="reloaded" if reloaded else "in-memory")
+        lap("sanity_perplexity")
+        del quantized_model
+        known = hashing.result()
+    lap("hash_wait")
     versions = {**runtime_versions(), **outcome.versions}
     provenance = {
         "artifact_format": ARTIFACT_FORMAT,
@@ -239,10 +265,10 @@ def _build(
     }
     (out / PROVENANCE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(loaded, baseline, provenance), encoding="utf-8")
-    from gate.weights.lockfile import write_lockfile
-
-    write_lockfile(out, out / LOCKFILE)
-    return provenance
+    lock = write_lockfile(out, out / LOCKFILE, known=known)
+    digests = {entry.path: entry.sha256 for entry in lock.files}
+    digests[LOCKFILE] = sha256_file(out / LOCKFILE)
+    return digests
 
 
 def _artifact_from_entry(entry: CacheEntry, seconds: float) -> Artifact:

@@ -70,7 +70,9 @@ class Int8Backend(Quantizer):
             "modules_to_not_convert": keep,
             "activation_dtype": "float32",
         }
-        return QuantizeOutcome(params=params, versions=package_versions(self.packages), quantization_config=qconfig)
+        return QuantizeOutcome(
+            params=params, versions=package_versions(self.packages), quantization_config=qconfig, model=model.eval()
+        )
 
     def load(self, path: Path, device: str = "cpu") -> Any:
         import torch

@@ -85,6 +85,10 @@ class QuantizeOutcome:
     """Backend library versions (e.g. autoawq, torchao)."""
     quantization_config: dict[str, Any]
     """The ``quantization_config`` written to ``config.json``."""
+    model: Any = field(default=None, compare=False, repr=False)
+    """The quantized model still in memory, computing what ``load(out_dir)`` would (eval mode), or
+    None. When present the gate runs its sanity check on it instead of reloading the artifact;
+    evaluation always loads the artifact from disk."""
 
 
 class Quantizer(ABC):

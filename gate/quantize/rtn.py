@@ -58,6 +58,8 @@ class RtnBackend(Quantizer):
             tensors[f"{name}.qweight"] = pack(codes, request.bits)
             tensors[f"{name}.scales"] = scales.contiguous()
             tensors[f"{name}.zeros"] = zeros.contiguous()
+            # What ``load`` will compute, kept in memory for the sanity check (no reload).
+            module.weight.data = dequantize(codes, scales, zeros, request.group_size or -1)
             if progress:
                 progress("layers quantized", index + 1, len(linears))
         for key, value in state.items():
@@ -85,7 +87,9 @@ class RtnBackend(Quantizer):
         (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         params = {k: v for k, v in qconfig.items() if k not in ("modules", "quant_method", "format_version")}
         params["quantized_modules"] = len(linears)
-        return QuantizeOutcome(params=params, versions=package_versions(self.packages), quantization_config=qconfig)
+        return QuantizeOutcome(
+            params=params, versions=package_versions(self.packages), quantization_config=qconfig, model=model.eval()
+        )
 
     def load(self, path: Path, device: str = "cpu") -> Any:
         import torch

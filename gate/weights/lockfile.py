@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,14 +114,24 @@ def relative_name(model_path: Path, path: Path) -> str:
     return path.relative_to(model_path).as_posix()
 
 
-def build_lockfile(model_path: Path, revision: str | None = None, *, exclude: Iterable[Path] = (), workers: int | None = None) -> Lockfile:
+def build_lockfile(
+    model_path: Path, revision: str | None = None, *, exclude: Iterable[Path] = (), workers: int | None = None,
+    known: Mapping[Path, str] | None = None,
+) -> Lockfile:
+    """Hash every file of ``model_path``; ``known`` digests (files the caller hashed after writing
+    them and has not touched since) are taken as given."""
     files = model_files(model_path, exclude=exclude)
-    digests = hash_files(files, workers)
+    known = known or {}
+    digests = {p: known[p] for p in files if p in known}
+    digests.update(hash_files([p for p in files if p not in digests], workers))
     entries = tuple(LockEntry(path=relative_name(model_path, p), size=p.stat().st_size, sha256=digests[p]) for p in files)
     return Lockfile(files=entries, revision=revision)
 
 
-def write_lockfile(model_path: Path, out: Path, revision: str | None = None, *, workers: int | None = None) -> Lockfile:
+def write_lockfile(
+    model_path: Path, out: Path, revision: str | None = None, *, workers: int | None = None,
+    known: Mapping[Path, str] | None = None,
+) -> Lockfile:
     """Hash every file of ``model_path`` (a directory or one GGUF file) and write ``out``."""
     if not model_path.exists():
         raise WeightsError(
@@ -134,7 +144,7 @@ def write_lockfile(model_path: Path, out: Path, revision: str | None = None, *, 
             f"revision {revision!r} is not a 40-hex commit",
             hint="pin the hub commit sha (e.g. from `huggingface-cli download --revision`), never a branch",
         )
-    lock = build_lockfile(model_path, revision, exclude=[out], workers=workers)
+    lock = build_lockfile(model_path, revision, exclude=[out], workers=workers, known=known)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(lock.render(), encoding="utf-8")
     return lock
