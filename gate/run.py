@@ -239,6 +239,7 @@ def _final(outcome: StaticOutcome, findings: list[Finding], metrics: list[Metric
             extra.append(f"performance: {check.name} not judged ({check.note})")
     start = time.perf_counter()
     verdict = decide(metrics, findings=findings, fidelity_ok=fidelity.passed, performance_ok=performance.passed,
+                     fidelity_inconclusive=fidelity.outcome == "inconclusive",
                      inconclusive=policy, extra_reasons=extra)
     stages.records.append(StageRecord(stage="verdict", status="ok", seconds=time.perf_counter() - start))
     assert outcome.loaded is not None

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from gate.evaluate.interface import EvaluateError, FidelityResult
+from gate.evaluate.interface import EvaluateError, FidelityOutcome, FidelityResult
 
 DEFAULT_TOKENS = 2048
 DEFAULT_WINDOW = 256
@@ -194,19 +194,16 @@ def compare(
                                                  resamples=settings.resamples)
     fl_mean, fl_lo, fl_hi = cluster_bootstrap_ci(flips, confidence=settings.confidence, seed=settings.seed + 1,
                                                  resamples=settings.resamples)
-    reasons: list[str] = []
-    passed: bool | None = None
-    if max_kl is not None or max_flip_rate is not None:
-        passed = True
-        if max_kl is not None and not kl_hi <= max_kl:
-            passed = False
-            reasons.append(f"fidelity: KL {kl_mean:.4f} nats/token (upper bound {kl_hi:.4f}) exceeds max_kl {max_kl}")
-        if max_flip_rate is not None and not fl_hi <= max_flip_rate:
-            passed = False
-            reasons.append(
-                f"fidelity: top-1 flip rate {fl_mean:.3f} (upper bound {fl_hi:.3f}) exceeds max_flip_rate {max_flip_rate}"
-            )
     level = round(settings.confidence * 100, 1)
+    judged = [
+        judge("KL", "nats/token", kl_mean, kl_lo, kl_hi, "max_kl", max_kl, level, ".4f"),
+        judge("top-1 flip rate", "", fl_mean, fl_lo, fl_hi, "max_flip_rate", max_flip_rate, level, ".3f"),
+    ]
+    outcomes = [o for o, _ in judged if o is not None]
+    reasons = [r for _, r in judged if r]
+    outcome: FidelityOutcome | None = None
+    if outcomes:
+        outcome = "fail" if "fail" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
     return FidelityResult(
         texts=settings.texts_name,
         texts_sha256=reference.texts_sha256,
@@ -221,9 +218,25 @@ def compare(
         f"{settings.resamples} resamples, seed {settings.seed}",
         max_kl=max_kl,
         max_flip_rate=max_flip_rate,
-        passed=passed,
+        passed=None if outcome in (None, "inconclusive") else outcome == "pass",
+        outcome=outcome,
         reasons=reasons,
     )
+
+
+def judge(
+    name: str, unit: str, mean: float, low: float, high: float, field: str, bound: float | None, level: float, fmt: str
+) -> tuple[FidelityOutcome | None, str]:
+    """Non-inferiority against one bound, as for metrics: pass when the upper confidence bound is
+    within it, fail when the lower bound is beyond it, inconclusive when the interval straddles it."""
+    if bound is None:
+        return None, ""
+    shown = f"fidelity: {name} {mean:{fmt}}{' ' + unit if unit else ''} ({level:g}% CI {low:{fmt}} to {high:{fmt}})"
+    if high <= bound:
+        return "pass", ""
+    if low > bound or np.isnan(low) or np.isnan(high):  # NaN: a broken model, never a pass
+        return "fail", f"{shown} exceeds {field} {bound} → FAIL"
+    return "inconclusive", f"{shown} straddles {field} {bound} → INCONCLUSIVE (more fidelity tokens narrow it)"
 
 
 def _finite(value: float) -> float:

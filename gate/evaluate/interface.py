@@ -78,6 +78,9 @@ def score_kind(metric: str, values: list[float]) -> ScoreKind:
     return "mean"
 
 
+FidelityOutcome = Literal["pass", "fail", "inconclusive"]
+
+
 class FidelityResult(_Frozen):
     """Next-token agreement of quantized with baseline on a fixed text set."""
 
@@ -106,7 +109,11 @@ class FidelityResult(_Frozen):
     max_kl: float | None = None
     max_flip_rate: float | None = None
     passed: bool | None = None
-    """None when the spec sets no fidelity limit; else both upper confidence bounds within limits."""
+    """True for outcome pass, False for fail, None when inconclusive or the spec sets no limit."""
+    outcome: FidelityOutcome | None = None
+    """Non-inferiority against each limit, as for metrics: pass when every upper confidence bound
+    is within its limit, fail when some lower bound is beyond one, else inconclusive; None when
+    the spec sets no fidelity limit."""
     reasons: list[str] = Field(default_factory=list)
 
 

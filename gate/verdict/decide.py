@@ -180,6 +180,7 @@ def decide(
     findings: Sequence[Finding],
     fidelity_ok: bool | None,
     performance_ok: bool | None,
+    fidelity_inconclusive: bool = False,
     inconclusive: InconclusivePolicy = "block",
     extra_reasons: Sequence[str] = (),
     require_metrics: bool = True,
@@ -187,8 +188,9 @@ def decide(
     """The spec's verdict from its metric comparisons, findings and fidelity/performance bounds.
 
     FAIL if any metric failed, any finding blocks, or fidelity/performance is out of bounds (``None``
-    = not measured); else ERROR if a metric could not be evaluated; else INCONCLUSIVE if any metric
-    is inconclusive; else PASS. With ``require_metrics`` (the mandatory-validation standard) an
+    = not measured or, for fidelity, not decided); else ERROR if a metric could not be evaluated;
+    else INCONCLUSIVE if any metric is inconclusive or ``fidelity_inconclusive`` (a fidelity
+    interval straddles its limit); else PASS. With ``require_metrics`` (the mandatory-validation standard) an
     empty ``metrics`` list FAILS. ``inconclusive`` does not change the decision: an inconclusive
     verdict stays INCONCLUSIVE and ``is_blocking(verdict, inconclusive)`` says whether it blocks;
     under ``allow`` a reason line records that the policy let it through. ``extra_reasons``
@@ -216,7 +218,7 @@ def decide(
         decision = Decision.failed
     elif errored:
         decision = Decision.error
-    elif unsure:
+    elif unsure or fidelity_inconclusive:
         decision = Decision.inconclusive
     else:
         decision = Decision.passed

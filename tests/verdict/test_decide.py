@@ -331,6 +331,22 @@ def test_inconclusive_allowed_by_policy_stays_inconclusive_but_does_not_block() 
     assert exit_code(v, "allow") is ExitCode.OK
 
 
+def test_an_inconclusive_fidelity_makes_passing_metrics_inconclusive() -> None:
+    line = "fidelity: KL 0.2411 nats/token (95% CI 0.2250 to 0.2630) straddles max_kl 0.25 → INCONCLUSIVE"
+    v = decide([_metric(Decision.passed)], findings=[], fidelity_ok=None, performance_ok=True,
+               fidelity_inconclusive=True, extra_reasons=[line])
+    assert v.decision is Decision.inconclusive
+    assert v.reasons == [
+        line,
+        "inconclusive blocks by default (fail-closed): evaluate more items, or a policy may set inconclusive: allow",
+        describe(_metric(Decision.passed)),
+    ]
+    assert exit_code(v) is ExitCode.BLOCKED
+    failing = decide([_metric(Decision.failed)], findings=[], fidelity_ok=None, performance_ok=None,
+                     fidelity_inconclusive=True)
+    assert failing.decision is Decision.failed
+
+
 def test_metric_error_is_an_error_verdict() -> None:
     v = decide([_metric(Decision.error), _metric(Decision.inconclusive, "b")], findings=[], fidelity_ok=None, performance_ok=None)
     assert v.decision is Decision.error
