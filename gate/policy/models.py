@@ -60,14 +60,16 @@ class RuleSetting(_Strict):
 
     rule: str = Field(description="Built-in rule id, e.g. QG203.")
     enabled: bool | None = Field(default=None, description="false turns the rule off for the scope.")
-    severity: Literal["deny", "warn"] | None = None
+    severity: Literal["deny", "warn"] | None = Field(
+        default=None, description="deny blocks, warn only reports; the strictest matching entry wins."
+    )
     mode: Literal["audit", "enforce"] | None = Field(
         default=None, description="audit: report as a warning, never block."
     )
     enforce_after: dt.date | None = Field(
         default=None, description="Audit until this date, enforce from it (roll a new rule out gently)."
     )
-    scope: Scope = Field(default_factory=Scope)
+    scope: Scope = Field(default_factory=Scope, description="Specs this entry applies to; omitted: all specs.")
     params: dict[str, Any] = Field(default_factory=dict, description="Rule parameters (see `gate policy rules`).")
 
 
@@ -78,12 +80,12 @@ class CustomRule(_Strict):
     slug: str | None = Field(default=None, description="Dotted name, e.g. org.owner-prefix.")
     expression: str = Field(description="CEL; `spec` is the spec as JSON data (absent keys omitted), `today` an ISO date.")
     message: str = Field(min_length=1, description="What is wrong when the expression is false.")
-    hint: str | None = None
+    hint: str | None = Field(default=None, description="How to fix it, shown under the message.")
     key: str | None = Field(default=None, description="Dotted spec key the finding points at, e.g. metadata.owner.")
-    severity: Literal["deny", "warn"] = "deny"
-    mode: Literal["audit", "enforce"] = "enforce"
-    enforce_after: dt.date | None = None
-    scope: Scope = Field(default_factory=Scope)
+    severity: Literal["deny", "warn"] = Field(default="deny", description="deny blocks, warn only reports.")
+    mode: Literal["audit", "enforce"] = Field(default="enforce", description="audit: report as a warning, never block.")
+    enforce_after: dt.date | None = Field(default=None, description="Audit until this date, enforce from it.")
+    scope: Scope = Field(default_factory=Scope, description="Specs the rule applies to; omitted: all specs.")
 
     @field_validator("id")
     @classmethod
@@ -98,7 +100,7 @@ class CustomRule(_Strict):
 class SettingsEntry(_Strict):
     """Gate settings for the specs in ``scope`` (later entries override earlier ones)."""
 
-    scope: Scope = Field(default_factory=Scope)
+    scope: Scope = Field(default_factory=Scope, description="Specs these settings apply to; omitted: all specs.")
     inconclusive: Literal["block", "allow"] | None = Field(
         default=None, description="What an inconclusive verdict does (default block: fail closed)."
     )
@@ -126,18 +128,28 @@ class Waiver(_Strict):
 
 
 class PolicyMetadata(_Strict):
-    name: str = Field(min_length=1)
-    description: str | None = None
+    """Names and describes the policy."""
+
+    name: str = Field(min_length=1, description="Policy name, e.g. org-baseline.")
+    description: str | None = Field(default=None, description="What the policy is for, in a sentence.")
 
 
 class PolicyDocument(_Strict):
     """One file under ``policies/``."""
 
-    apiVersion: Literal["quant-gate/v1"]
-    kind: Literal["Policy"]
-    metadata: PolicyMetadata
-    rules: list[RuleSetting] = Field(default_factory=list)
-    custom_rules: list[CustomRule] = Field(default_factory=list)
-    settings: list[SettingsEntry] = Field(default_factory=list)
-    hardware: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Hardware catalog additions.")
-    waivers: list[Waiver] = Field(default_factory=list)
+    apiVersion: Literal["quant-gate/v1"] = Field(description="Schema version; only quant-gate/v1.")
+    kind: Literal["Policy"] = Field(description="Document type; always Policy.")
+    metadata: PolicyMetadata = Field(description="The policy's name and description.")
+    rules: list[RuleSetting] = Field(default_factory=list, description="Settings of built-in rules, applied in order.")
+    custom_rules: list[CustomRule] = Field(
+        default_factory=list, description="Org rules as CEL expressions that must be true for a compliant spec."
+    )
+    settings: list[SettingsEntry] = Field(
+        default_factory=list, description="Gate settings per scope; later entries override earlier ones."
+    )
+    hardware: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Hardware catalog additions (same fields as gate/data/hardware.yaml)."
+    )
+    waivers: list[Waiver] = Field(
+        default_factory=list, description="Reviewed exceptions: a rule does not block some models until a date."
+    )

@@ -129,10 +129,14 @@ def _blank(text: str) -> bool:
     return all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines())
 
 
+SCHEMA_COMMANDS = {"spec": "gate schema", "policy": "gate schema --kind policy"}
+
+
 def _empty(shown: str, what: str) -> SpecError:
+    command = SCHEMA_COMMANDS.get(what)
     return SpecError(
         "file is empty",
-        hint=f"write a {what} document (`gate schema` prints the schema)",
+        hint=f"write a {what} document" + (f" (`{command}` prints the schema)" if command else ""),
         location=SourceLocation(shown),
     )
 
