@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from importlib import metadata
@@ -48,3 +49,33 @@ def hardware_versions() -> dict[str, str]:
 def runtime_versions() -> dict[str, str]:
     """Everything a result records about its stack."""
     return {**library_versions(), **hardware_versions()}
+
+
+# --- Hub access ----------------------------------------------------------------------------------
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+_defaulted: set[str] = set()
+"""The offline variables ``set_offline_defaults`` set (the user had not)."""
+
+
+def set_offline_defaults() -> None:
+    """Evaluation never reaches for the Hub at run time: set the offline variables the user left
+    unset (lm-eval task datasets would otherwise be fetched at whatever revision is current).
+    A pinned ``model.hub`` snapshot is still downloaded (see ``user_chose_hub_offline``)."""
+    for name in OFFLINE_VARIABLES:
+        if name not in os.environ:
+            os.environ[name] = "1"
+            _defaulted.add(name)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def user_chose_hub_offline() -> bool:
+    """True when the user, not the gate's defaults, set HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE on.
+
+    The spec pins ``model.hub`` to a commit and the weights stage verifies it, so downloading it is
+    what the spec asks for; only the user's own offline choice stops it."""
+    return any(
+        os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+        if name not in _defaulted
+    )

@@ -11,7 +11,6 @@ inside the functions: ``gate check`` never pays for it.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from gate.errors import SourceLocation
 from gate.evaluate.interface import EvaluateError, TaskError, TaskScores, score_kind
 from gate.evaluate.suites import TaskSource, materialize
+from gate.runtime import set_offline_defaults
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,6 @@ class MetricRequest:
     task: str
     metric: str
     limit: int | None = None
-
-
-def set_offline_defaults() -> None:
-    """Never let lm-eval or datasets reach for the Hub at run time (set unless the user chose)."""
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ.setdefault(name, "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def evaluate_tasks(

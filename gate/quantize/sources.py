@@ -6,8 +6,10 @@ safetensors weights and a tokenizer:
 - ``path:`` the directory itself (the weights stage has already verified its lockfile);
 - ``gguf:`` a checkpoint converted with transformers (``gguf_file=``, dequantized to fp32),
   cached under ``<cache>/baselines/gguf-<sha256 of the GGUF>``;
-- ``hub:`` ``snapshot_download(repo, revision=<pinned 40-hex commit>)`` (needs network; the code
-  path exists for GPU runners, tests use local sources).
+- ``hub:`` ``snapshot_download(repo, revision=<pinned 40-hex commit>)`` of the config, safetensors
+  and tokenizer files only (``HUB_FILES``: never pickle checkpoints or code), into the Hugging Face
+  cache the weight stage scans (``gate.weights.scan.hub_cache_dir``). Tested against a local fake
+  Hub (``tests/fake_hub.py``); Hub errors become ``InputError``/``BackendError`` at the spec key.
 
 Torch and transformers are imported inside functions only.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +28,11 @@ from typing import Any, Literal
 from gate.cache import ContentCache, sha256_file
 from gate.errors import BackendError, InputError, SourceLocation
 from gate.spec.loader import LoadedSpec
+from gate.spec.models import HEX40
+
+HUB_FILES = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja")
+"""What a hub snapshot downloads: config, safetensors weights, tokenizer and generation config.
+Pickle checkpoints (``*.bin``, ``*.pt``), remote code (``*.py``) and anything else are never fetched."""
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
@@ -88,10 +96,18 @@ def prepare_baseline(loaded: LoadedSpec, repo_root: Path, cache_dir: Path, *, pr
             hint="add `revision:` with the 40-hex commit of the hub repository (never a branch)",
             location=where,
         )
-    path = _snapshot(model.hub, model.revision, where)
-    return Baseline(
-        path=path, identity=lock_identity or directory_identity(path), source_kind="hub", source=f"{model.hub}@{model.revision}"
-    )
+    revision_where = smap.locate(("model", "revision"))
+    if not HEX40.match(model.revision):
+        # Even where a policy lets QG501 pass, a branch or tag is never downloaded: it moves.
+        raise InputError(
+            f"model.revision: {model.revision!r} is not a 40-hex commit",
+            hint="pin the full commit sha of the hub repository (lowercase hex), never a branch or tag",
+            location=revision_where,
+        )
+    source = f"{model.hub}@{model.revision}"
+    path = _snapshot(model.hub, model.revision, where, revision_where)
+    _require_hf_dir(path, where, shown=f"model.hub: {source}")
+    return Baseline(path=path, identity=lock_identity or directory_identity(path), source_kind="hub", source=source)
 
 
 def _lockfile_identity(loaded: LoadedSpec, repo_root: Path) -> str | None:
@@ -109,17 +125,19 @@ def _resolve(repo_root: Path, value: str) -> Path:
     return path if path.is_absolute() else repo_root / path
 
 
-def _require_hf_dir(path: Path, where: SourceLocation) -> None:
+def _require_hf_dir(path: Path, where: SourceLocation, *, shown: str | None = None) -> None:
+    name = shown or str(path)
     if not (path / "config.json").is_file():
         raise InputError(
-            f"{path} has no config.json",
+            f"{name} has no config.json",
             hint="the baseline must be a Hugging Face model directory (save_pretrained output)",
             location=where,
         )
     if not list(path.glob("*.safetensors")):
         raise InputError(
-            f"{path} has no *.safetensors weights",
-            hint="convert the weights to safetensors; pickle checkpoints (.bin/.pt) are never loaded",
+            f"{name} has no *.safetensors weights",
+            hint="convert the weights to safetensors; pickle checkpoints (.bin/.pt) are never "
+            + ("downloaded or loaded" if shown else "loaded"),
             location=where,
         )
 
@@ -167,19 +185,87 @@ def convert_gguf(gguf: Path, cache: ContentCache, digest: str, *, where: SourceL
     return entry.path
 
 
-def _snapshot(repo: str, revision: str, where: SourceLocation) -> Path:
+def _snapshot(repo: str, revision: str, where: SourceLocation, revision_where: SourceLocation) -> Path:
+    """``snapshot_download`` of ``HUB_FILES`` at the pinned commit; Hub failures as gate errors."""
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import constants, snapshot_download
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HFValidationError,
+            LocalEntryNotFoundError,
+            OfflineModeIsEnabled,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
     except ImportError:
         raise InputError("model.hub needs huggingface_hub", hint="pip install 'quant-gate[ml]'", location=where) from None
+    from gate.weights.scan import hub_cache_dir
+
+    cache = hub_cache_dir()
+    hint = ("the runner needs Hub access (HF_ENDPOINT names a mirror, HF_TOKEN a token for private repos), "
+            "or pre-fetch the snapshot and use `model.path`")
     try:
-        return Path(snapshot_download(repo, revision=revision, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
-    except Exception as exc:
-        raise BackendError(
-            f"cannot download {repo}@{revision}: {type(exc).__name__}: {exc}",
-            hint="the runner needs Hub access (or pre-fetch the snapshot and use `model.path`)",
+        with _pinned_download_allowed():
+            return Path(snapshot_download(repo, revision=revision, cache_dir=cache, allow_patterns=list(HUB_FILES)))
+    except GatedRepoError:
+        raise InputError(
+            f"model.hub: {repo} is gated and this runner has no access to it",
+            hint="accept the repository's conditions on the Hub and give the runner a token with access (HF_TOKEN)",
             location=where,
         ) from None
+    except RepositoryNotFoundError:
+        raise InputError(
+            f"model.hub: {repo} is not on the Hub at {constants.ENDPOINT} (or is private and this runner has no access)",
+            hint="check the repository id (org/name); a private repository needs a token with access (HF_TOKEN)",
+            location=where,
+        ) from None
+    except RevisionNotFoundError:
+        raise InputError(
+            f"model.revision: {revision} is not a commit of {repo}",
+            hint="pin an existing commit: the full 40-hex sha from the repository's history",
+            location=revision_where,
+        ) from None
+    except HFValidationError as exc:
+        raise InputError(f"model.hub: {repo!r} is not a valid Hub repository id ({_first_line(exc)})",
+                         hint="use org/name", location=where) from None
+    except Exception as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OfflineModeIsEnabled):
+            reason = f"HF_HUB_OFFLINE is set and the Hugging Face cache ({cache}) has no complete snapshot of it"
+            hint = (f"export HF_HUB_OFFLINE=0 on a runner with Hub access, or pre-fetch the snapshot into that cache "
+                    f"(`hf download {repo} --revision {revision}`)")
+        elif isinstance(exc, LocalEntryNotFoundError) and cause is not None:
+            # Nothing usable in the cache and no answer from the Hub (refused, DNS, timeout, 5xx).
+            reason = f"the Hub at {constants.ENDPOINT} did not answer ({type(cause).__name__}: {_first_line(cause)})"
+        else:
+            reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        raise BackendError(f"cannot download {repo}@{revision}: {reason}", hint=hint, location=where) from None
+
+
+@contextlib.contextmanager
+def _pinned_download_allowed() -> Iterator[None]:
+    """Let ``snapshot_download`` reach the Hub when only the gate's own offline default (set so
+    evaluation never fetches task data) says offline; the user's own HF_HUB_OFFLINE=1 stands.
+
+    huggingface_hub reads the variable once, at import, into ``constants.HF_HUB_OFFLINE``, which it
+    consults at call time: lifted for this one call, restored after."""
+    from huggingface_hub import constants
+
+    from gate.runtime import user_chose_hub_offline
+
+    if not constants.HF_HUB_OFFLINE or user_chose_hub_offline():
+        yield
+        return
+    constants.HF_HUB_OFFLINE = False
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = True
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 # --- loading -----------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ def scan_spec_weights(loaded: LoadedSpec, repo_root: Path, *, scan_values: bool 
         model_path = _hub_snapshot(model.hub or "", model.revision)
         location = str(model_path) if model_path else None
         if model_path is not None:
-            confine_root = model_path.parents[2].resolve()  # the hub cache entry (snapshots link to blobs)
+            # The repo's cache entry (models--org--name): snapshot files are symlinks to its blobs.
+            confine_root = model_path.parents[1].resolve()
     else:
         key = f"model.{source.value}"
         value = model.path if source is SourceKind.path else model.gguf
@@ -144,12 +145,29 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
     """The local hub-cache snapshot of ``repo_id`` at ``revision`` (None when not downloaded)."""
     if not revision or "/" not in repo_id or ".." in repo_id:
         return None
-    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
-    )
-    folder = "models--" + repo_id.replace("/", "--")
-    snapshot = Path(cache) / folder / "snapshots" / revision
+    snapshot = hub_snapshot_dir(repo_id, revision)
     return snapshot if snapshot.is_dir() else None
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, resolved from the environment now, as ``huggingface_hub`` does at
+    import: ``HF_HUB_CACHE``, else ``HUGGINGFACE_HUB_CACHE`` (legacy), else ``$HF_HOME/hub``, else
+    ``$XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``.
+
+    The hub source downloads into this directory (``cache_dir=``) and the weight stage looks for
+    snapshots here, so both always agree, whatever the environment was when the library loaded."""
+    env = os.environ
+    home = env.get("HF_HOME") or os.path.join(
+        env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    home = os.path.expandvars(os.path.expanduser(home))
+    value = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub")
+    return Path(os.path.expandvars(os.path.expanduser(value)))
+
+
+def hub_snapshot_dir(repo_id: str, revision: str) -> Path:
+    """Where ``huggingface_hub`` puts the snapshot of a model repo at a commit (present or not)."""
+    return hub_cache_dir() / ("models--" + repo_id.replace("/", "--")) / "snapshots" / revision
 
 
 def scan_paths(paths: Iterable[Path], *, scan_values: bool = False) -> tuple[list[FileReport], RemoteCode]:
