@@ -121,6 +121,9 @@ class ModelPerformance(_Frozen):
     """Speed and memory of one model on the machine the gate ran on."""
 
     device: str
+    dtype: str = ""
+    """Floating dtype the model computed in (float32 on CPU, float16 on CUDA); empty in results
+    cached before it was recorded."""
     prompt_tokens: int
     decode_tokens: int
     prefill_ms_p50: float

@@ -155,6 +155,7 @@ def measure(model: Any, tokenizer: Any, model_dir: Path, settings: PerformanceSe
     dms = np.asarray(steps) * 1000.0
     return ModelPerformance(
         device=device,
+        dtype=str(getattr(model, "dtype", "")).removeprefix("torch."),
         prompt_tokens=settings.prompt_tokens,
         decode_tokens=settings.decode_tokens,
         prefill_ms_p50=float(np.percentile(ms, 50)),

@@ -75,8 +75,11 @@ class Int8Backend(Quantizer):
         )
 
     def load(self, path: Path, device: str = "cpu") -> Any:
-        import torch
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True, device_map=device)
+        from gate.quantize.sources import compute_dtype
+
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=compute_dtype(device), use_safetensors=True, device_map=device
+        )
         return model.eval()

@@ -27,6 +27,7 @@ def test_measure_reports_latency_throughput_memory_and_size(tiny_llama_dir: Path
     assert perf.decode_ms_per_token_p95 >= perf.decode_ms_per_token_p50 > 0
     assert set(perf.tokens_per_s) == {"1", "2"} and all(v > 0 for v in perf.tokens_per_s.values())
     assert perf.memory_kind == "rss" and perf.peak_memory_bytes > perf.parameter_bytes > 0
+    assert perf.dtype == "float32"
     assert perf.disk_bytes == sum(p.stat().st_size for p in tiny_llama_dir.rglob("*") if p.is_file())
 
 

@@ -1,0 +1,48 @@
+"""The dtype models are evaluated in: float32 on CPU, float16 on CUDA, the same for baseline and
+every backend, so speed and memory are compared like for like."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate.quantize import load_for_eval, prepare_baseline, produce_artifact
+from gate.quantize.sources import compute_dtype
+from tests.quantize.helpers import make_repo
+
+
+def test_compute_dtype_by_device() -> None:
+    import torch
+
+    assert compute_dtype("cpu") is torch.float32
+    assert compute_dtype("cuda") is torch.float16
+    assert compute_dtype("cuda:1") is torch.float16
+
+
+@pytest.mark.parametrize(("method", "fmt", "bits", "group"), [("rtn", "rtn", 4, 32), ("int8", "int8-weight-only", 8, None)])
+def test_cpu_evaluation_is_float32_for_baseline_and_artifacts(
+    tmp_path: Path, trained_tiny_llama_dir: Path, method: str, fmt: str, bits: int, group: int | None
+) -> None:
+    import torch
+
+    loaded = make_repo(tmp_path, trained_tiny_llama_dir, method=method, bits=bits, group_size=group, fmt=fmt)
+    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
+    artifact = produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
+    assert load_for_eval(baseline.path)[0].dtype is torch.float32
+    assert load_for_eval(artifact.path)[0].dtype is torch.float32
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("method", "fmt", "bits", "group"), [("rtn", "rtn", 4, 32), ("int8", "int8-weight-only", 8, None)])
+def test_cuda_evaluation_is_float16_for_baseline_and_artifacts(
+    tmp_path: Path, trained_tiny_llama_dir: Path, method: str, fmt: str, bits: int, group: int | None
+) -> None:
+    import torch
+
+    loaded = make_repo(tmp_path, trained_tiny_llama_dir, method=method, bits=bits, group_size=group, fmt=fmt)
+    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
+    artifact = produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
+    for path in (baseline.path, artifact.path):
+        model, _ = load_for_eval(path, device="cuda")
+        assert model.dtype is torch.float16 and next(model.parameters()).is_cuda
