@@ -341,7 +341,7 @@ def sanity_texts() -> list[str]:
 
 
 def load_for_eval(path: Path, device: str = "cpu") -> tuple[Any, Any]:
-    """``(model, tokenizer)`` for a baseline or artifact directory: eval mode, fp32 on CPU.
+    """``(model, tokenizer)`` for a baseline or artifact directory: eval mode, fp32 on CPU, fp16 on CUDA.
 
     Dispatches on ``config.json``'s ``quantization_config.quant_method`` (awq, torchao, gate-rtn);
     a directory without one is an unquantized baseline.
