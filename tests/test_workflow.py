@@ -267,7 +267,7 @@ def test_blocked_check_skips_gpu_and_reports(workflow: dict[str, Any], tmp_path:
 
     proc, out = runner.run("plan", "changed")
     assert proc.returncode == 0, proc.stderr
-    assert out == {"changed": "1"}
+    assert out == {"changed": "1", "policies": "false"}
     assert (repo / "gate-out/changed.txt").read_text() == "models/alpha.yaml\n"
     proc, out = runner.run("plan", "check")
     assert proc.returncode == 0, proc.stderr
@@ -380,6 +380,41 @@ def test_no_spec_changed_passes(workflow: dict[str, Any], tmp_path: Path) -> Non
     assert "No spec changed in this pull request: nothing to gate." in runner.summary.read_text(encoding="utf-8")
     proc, _ = runner.run("report", "Verdict", {"steps.report.outputs.exit_code": "0"})
     assert proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_policy_change_shows_its_impact_without_judging_itself(workflow: dict[str, Any], tmp_path: Path) -> None:
+    """A PR that tightens QG301 (min_samples 64 -> 256): both specs calibrate with 128 samples. The
+    required check still uses the base policies; the impact step reports the new denial."""
+    repo = pr_repo(tmp_path)
+    for name in ("alpha", "beta"):  # real lockfiles, so the weights stage lets the policy stage speak
+        subprocess.run([str(VENV_BIN / "gate"), "lock", f"models/{name}.yaml"], cwd=repo, check=True, capture_output=True)
+    commit(repo, "lock the weights")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    write(repo, "policies/org.yaml", (repo / "policies/org.yaml").read_text().replace("min_samples: 64", "min_samples: 256"))
+    commit(repo)
+    runner = Runner(workflow, repo, tmp_path)
+    proc, out = runner.run("plan", "changed")
+    assert proc.returncode == 0, proc.stderr
+    assert out == {"changed": "2", "policies": "true"}
+    proc, _ = runner.run("plan", "check")
+    assert proc.returncode == 0, proc.stderr
+    base = json.loads((repo / "gate-out/results/check.json").read_text())
+    assert [r["spec"]["path"] for r in base] == ["models/alpha.yaml", "models/beta.yaml"]
+    assert not any(f["rule_id"] == "QG301" for r in base for f in r["findings"])
+    proc, _ = runner.run("plan", "impact")
+    assert proc.returncode == 0, proc.stderr
+    impact = json.loads((repo / "gate-out/policy-impact.json").read_text())
+    assert [(r["spec"]["path"], [f["message"] for f in r["findings"] if f["rule_id"] == "QG301"]) for r in impact] == [
+        (f"models/{name}.yaml", ["calibration.samples: 128 is below the policy's bounds (256-512)"])
+        for name in ("alpha", "beta")
+    ]
+    summary = runner.summary.read_text(encoding="utf-8")
+    assert summary.startswith("### Policy impact: the selected specs under this pull request's policies\n\n"
+                              "Informational (gate check exit 1); the required check uses the base branch's policies, "
+                              "these apply after merge.\n")
+    assert "QG301" in summary
+    assert not (repo / "gate-out/results/policy-impact.json").exists()  # never merged into the verdict
 
 
 @pytest.mark.slow

@@ -4,9 +4,14 @@ The diff is ``git diff --name-status -M <ref>...HEAD`` (against the merge base, 
 pull request). A spec is selected when the spec itself changed, or when a file it references
 changed: its weights directory or GGUF file, lockfile, calibration data, fidelity texts, or the
 definition or data of a task it evaluates (``tasks/`` in the repository, or the shipped suites).
-A change under ``policies/`` selects every spec (the policies scope rules by labels such as tier
-and owner, so any spec may be affected). Renames count for both paths; deleted specs are reported
-(never run) so the required check still says something about them.
+
+A policy change selects the specs it can affect (``gate.plan.policy_changes``): the policies at the
+merge base and in the working tree are both loaded, and a spec is selected when the entries that
+apply to it differ (rules, custom rules and settings entries whose scope matches it, waivers
+covering its name, the policy hardware entry of its target), with a reason naming the file and
+the entry. Files under ``policies/`` the loader never reads (``policies/tests/``) select nothing.
+When either side's policies do not load, every spec is selected. Renames count for both paths;
+deleted specs are reported (never run) so the required check still says something about them.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.errors import GateError, InputError
+from gate.policy.sources import POLICIES_DIR
 from gate.spec.loader import SPEC_SUFFIXES, LoadedSpec
 
 DEFAULT_SPECS_DIR = "models"
-POLICIES_DIR = "policies"
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class ChangeSet:
     deleted: tuple[RemovedSpec, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
     """Unchanged specs that could not be loaded, so their references could not be followed."""
+    notes: tuple[str, ...] = field(default=())
+    """Changes that select no spec, and why (e.g. a policy test, or a comment in a policy)."""
 
 
 def git(repo_root: Path, *args: str) -> str:
@@ -209,6 +216,7 @@ def _touches(ref: str, changed: str) -> bool:
 def select_specs(repo_root: Path, ref: str, *, specs_dir: str = DEFAULT_SPECS_DIR,
                  changes: Iterable[FileChange] | None = None) -> ChangeSet:
     """The specs the change from ``ref`` to ``HEAD`` touches (see module docs)."""
+    from gate.plan.policy_changes import analyse
     from gate.spec.loader import load_spec
 
     diff = tuple(changes) if changes is not None else tuple(changed_files(repo_root, ref))
@@ -234,27 +242,39 @@ def select_specs(repo_root: Path, ref: str, *, specs_dir: str = DEFAULT_SPECS_DI
             select(change.path, {"A": "spec added", "C": f"spec copied from {change.old_path}"}.get(
                 change.status, "spec edited"))
 
-    policy_changes = [p for c in diff for p in c.paths() if _touches(POLICIES_DIR, p)]
-    if policy_changes:
-        for path in current:
-            select(path, f"policy changed: {policy_changes[0]}"
-                   + (f" (+{len(policy_changes) - 1} more)" if len(policy_changes) > 1 else ""))
+    loaded_specs: dict[str, LoadedSpec | None] = {}
 
-    unreadable: list[str] = []
+    def load(path: str) -> LoadedSpec | None:
+        if path not in loaded_specs:
+            try:
+                loaded_specs[path] = load_spec(repo_root / path)
+            except GateError:
+                loaded_specs[path] = None
+        return loaded_specs[path]
+
     changed_paths = [p for c in diff for p in c.paths()]
+    policy = analyse(repo_root, ref, changed_paths)
+    if policy.select_all is not None:
+        for path in current:
+            select(path, policy.select_all)
+    elif policy.changed:
+        for path in current:
+            loaded = load(path)
+            for why in policy.reasons_for(loaded) if loaded is not None else ():
+                select(path, why)
+
     if all(is_spec_path(p, specs_dir) or _touches(POLICIES_DIR, p) for p in changed_paths):
         changed_paths = []  # only specs and policies changed: no reference to follow
     task_cache: dict[str, list[str]] = {}
     for path in current if changed_paths else []:
-        try:
-            loaded = load_spec(repo_root / path)
-        except GateError:
-            if path not in reasons:
-                unreadable.append(path)
+        loaded = load(path)
+        if loaded is None:
             continue
         for ref_path, why in referenced_paths(loaded, repo_root, task_cache).items():
             hit = next((p for p in changed_paths if _touches(ref_path, p)), None)
             if hit is not None:
                 select(path, f"{why}: {hit}")
+    unreadable = tuple(p for p in current if loaded_specs.get(p, False) is None and p not in reasons)
     selected = tuple(SelectedSpec(path=p, reasons=tuple(reasons[p])) for p in sorted(reasons))
-    return ChangeSet(ref=ref, changes=diff, selected=selected, deleted=tuple(deleted), unreadable=tuple(unreadable))
+    return ChangeSet(ref=ref, changes=diff, selected=selected, deleted=tuple(deleted), unreadable=unreadable,
+                     notes=tuple(policy.notes()))

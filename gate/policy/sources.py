@@ -71,8 +71,8 @@ def files_from_ref(repo_root: Path, ref: str, subdir: str = POLICIES_DIR) -> lis
     if listing.returncode != 0:
         raise InputError(f"cannot list {subdir}/ at {ref}: {listing.stderr.decode(errors='replace').strip()}")
     files: list[PolicyFile] = []
-    for record in sorted(r for r in listing.stdout.decode("utf-8", errors="replace").split("\0") if r):
-        meta, path = record.split("\t", 1)
+    records = [r.split("\t", 1) for r in listing.stdout.decode("utf-8", errors="replace").split("\0") if r]
+    for meta, path in sorted(records, key=lambda record: record[1]):  # file-name order, as files_from_dir
         _mode, kind, obj = meta.split()
         if kind != "blob" or Path(path).suffix not in POLICY_SUFFIXES:
             continue

@@ -145,13 +145,12 @@ def test_weights_prefix_does_not_match_a_sibling(repo: Path) -> None:
     assert selected(repo) == {}
 
 
-def test_policy_change_selects_every_spec(repo: Path) -> None:
-    write(repo, "policies/org.yaml", POLICY + "# stricter\n")
+def test_unscoped_policy_change_selects_every_spec(repo: Path) -> None:
+    # Scoped and metadata-only policy changes: tests/plan/test_policy_changes.py.
+    write(repo, "policies/org.yaml", POLICY.replace("min_samples: 64", "min_samples: 128"))
     commit(repo)
-    assert selected(repo) == {
-        "models/alpha.yaml": ("policy changed: policies/org.yaml",),
-        "models/beta.yaml": ("policy changed: policies/org.yaml",),
-    }
+    why = ("policy changed: policies/org.yaml (rules entry for QG301 changed for all specs)",)
+    assert selected(repo) == {"models/alpha.yaml": why, "models/beta.yaml": why}
 
 
 def test_rename_spec_and_rename_calibration(repo: Path) -> None:

@@ -35,17 +35,17 @@ def test_artifact_names_are_safe() -> None:
 
 
 def test_plan_from_changes(repo: Path) -> None:
-    write(repo, "policies/org.yaml", POLICY + "# v2\n")
+    write(repo, "policies/org.yaml", POLICY.replace("min_samples: 64", "min_samples: 128"))  # applies to all specs
     commit(repo)
     changes = select_specs(repo, "main")
     plan = build_plan(changes, changes.selected, repo, load_catalog())
     assert plan.matrix() == {"include": [
         {"spec": "models/alpha.yaml", "name": "alpha", "hardware": "nvidia-l4",
          "runs_on": ["self-hosted", "gpu", "nvidia-l4"], "artifact": "result-models_alpha.yaml",
-         "reasons": ["policy changed: policies/org.yaml"]},
+         "reasons": ["policy changed: policies/org.yaml (rules entry for QG301 changed for all specs)"]},
         {"spec": "models/beta.yaml", "name": "beta", "hardware": "cpu-x86-avx2",
          "runs_on": ["self-hosted", "cpu", "cpu-x86-avx2"], "artifact": "result-models_beta.yaml",
-         "reasons": ["policy changed: policies/org.yaml"]},
+         "reasons": ["policy changed: policies/org.yaml (rules entry for QG301 changed for all specs)"]},
     ]}
     outputs = plan.github_outputs().splitlines()
     assert outputs[1:] == ["count=2", 'specs=["models/alpha.yaml","models/beta.yaml"]', "deleted=[]"]

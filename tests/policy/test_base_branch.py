@@ -103,3 +103,23 @@ def test_ref_without_policies_uses_builtin_defaults(tmp_path: Path) -> None:
     _git(root, "commit", "-q", "-m", "init")
     ps = load_policy_set(StaticOptions(repo_root=root, policies_ref="main"))
     assert (ps.files, ps.entries) == ((), {})
+
+
+def test_policies_at_a_ref_come_in_file_name_order_like_the_working_tree(tmp_path: Path) -> None:
+    """Parameters merge in file-name order, so `--policies-from` must read files in that order too
+    (git ls-tree lists `mode type hash<TAB>path`: sorting whole records would order by blob hash)."""
+    from gate.policy.sources import files_from_dir, files_from_ref
+
+    root = tmp_path / "repo"
+    (root / "policies").mkdir(parents=True)
+    _git(root, "init", "-q", "-b", "main")
+    names = ["a.yaml", "b.yaml", "c.yaml", "d.yaml", "e.yaml"]
+    for name in names:
+        (root / "policies" / name).write_text(f"# {name}\n" + "x" * len(name) * 7 + name)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "policies")
+    hashes = [line.split()[2] for line in _git(root, "ls-tree", "main", "policies/").splitlines()]
+    assert hashes != sorted(hashes)  # blob-hash order differs from name order in this fixture
+    at_ref = [f.shown for f in files_from_ref(root, "main")]
+    assert at_ref == [f"main:policies/{n}" for n in names]
+    assert [Path(f.shown).name for f in files_from_dir(root / "policies")] == names
