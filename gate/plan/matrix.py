@@ -58,6 +58,8 @@ class Plan:
     skipped: tuple[SkippedSpec, ...] = ()
     """Selected specs left out of the matrix (their static check blocked them)."""
     unreadable: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
+    """Changes that select no spec, said once (e.g. a policy test fixture changed)."""
 
     @property
     def count(self) -> int:
@@ -76,6 +78,7 @@ class Plan:
             "deleted": [{"path": d.path, "renamed_to": d.renamed_to} for d in self.deleted],
             "skipped": [{"spec": s.spec, "reason": s.reason} for s in self.skipped],
             "unreadable": list(self.unreadable),
+            "notes": list(self.notes),
         }
 
     def render(self) -> str:
@@ -96,6 +99,7 @@ class Plan:
         lines += [f"{s.spec}  not run: {s.reason}" for s in self.skipped]
         lines += [f"{d.path}  deleted" + (f" (renamed to {d.renamed_to})" if d.renamed_to else "") for d in self.deleted]
         lines += [f"{p}  unreadable: references not followed" for p in self.unreadable]
+        lines += [f"note: {n}" for n in self.notes]
         lines.append(f"{self.count} spec(s) to run" + (f" (changed since {self.ref})" if self.ref else ""))
         return "\n".join(lines) + "\n"
 
@@ -151,6 +155,7 @@ def build_plan(changes: ChangeSet | None, selected: Iterable[SelectedSpec], repo
         deleted=changes.deleted if changes else (),
         skipped=tuple(skipped),
         unreadable=changes.unreadable if changes else (),
+        notes=changes.notes if changes else (),
     )
 
 
@@ -186,6 +191,7 @@ def load_plan(path: Path) -> Plan:
             deleted=tuple(RemovedSpec(path=d["path"], renamed_to=d.get("renamed_to")) for d in data.get("deleted", [])),
             skipped=tuple(SkippedSpec(spec=s["spec"], reason=s["reason"]) for s in data.get("skipped", [])),
             unreadable=tuple(data.get("unreadable", [])),
+            notes=tuple(data.get("notes", [])),
         )
     except (KeyError, TypeError) as exc:
         raise InputError(f"plan is missing {exc}", hint="re-run `gate plan --format json`", location=where) from None

@@ -84,7 +84,7 @@ def test_cli_zero_specs_and_deleted(repo: Path, tmp_path: Path, capsys: pytest.C
     assert code == 0
     assert json.loads(out) == {"plan_version": "1", "ref": "main", "count": 0, "include": [],
                                "deleted": [{"path": "models/beta.yaml", "renamed_to": None}],
-                               "skipped": [], "unreadable": []}
+                               "skipped": [], "unreadable": [], "notes": []}
     assert err == "gate plan: no spec to run since main\n"
     assert outputs.read_text() == 'matrix={"include":[]}\ncount=0\nspecs=[]\ndeleted=["models/beta.yaml"]\n'
 

@@ -278,6 +278,17 @@ def test_policy_test_fixture_and_readme_change_select_nothing(repo: Path) -> Non
         "not read by the policy loader, affects no spec: policies/README.md",
         "policy test changed, affects no spec: policies/tests/org_test.yaml",
     )
+    from gate.plan.matrix import build_plan, load_plan
+
+    plan = build_plan(changes, changes.selected, repo, load_catalog())
+    assert plan.text().splitlines() == [
+        "note: not read by the policy loader, affects no spec: policies/README.md",
+        "note: policy test changed, affects no spec: policies/tests/org_test.yaml",
+        "0 spec(s) to run (changed since main)",
+    ]
+    saved = repo / "plan.json"
+    saved.write_text(plan.render(), encoding="utf-8")
+    assert load_plan(saved).notes == changes.notes
 
 
 # -- new, deleted and renamed files -------------------------------------------------------------
