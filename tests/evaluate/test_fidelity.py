@@ -46,17 +46,23 @@ def test_a_model_against_itself_has_no_divergence(model_and_reference: tuple) ->
     assert result.tokens == 96 and result.documents == len(reference.token_ids)
 
 
-def test_perturbed_weights_diverge_and_fail_the_limits(model_and_reference: tuple) -> None:
+def perturbed(model, scale: float):  # type: ignore[no-untyped-def]
+    """A copy of ``model`` with seeded Gaussian noise of ``scale`` x each tensor's mean magnitude."""
     import copy
 
     import torch
 
-    model, _, reference = model_and_reference
     noisy = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in noisy.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * p.abs().mean() * 2.0)
+            p.add_(torch.randn(p.shape, generator=generator) * p.abs().mean() * scale)
+    return noisy
+
+
+def test_perturbed_weights_diverge_and_fail_the_limits(model_and_reference: tuple) -> None:
+    model, _, reference = model_and_reference
+    noisy = perturbed(model, 2.0)
     result = compare(reference, noisy, FidelitySettings(texts_name="corpus", top_k=16, resamples=200),
                      device="cpu", max_kl=1e-4, max_flip_rate=0.01)
     assert result.kl_mean > 1e-3 and result.kl_ci_low <= result.kl_mean <= result.kl_ci_high
@@ -70,16 +76,8 @@ def test_perturbed_weights_diverge_and_fail_the_limits(model_and_reference: tupl
 
 def test_a_limit_inside_the_interval_is_inconclusive(model_and_reference: tuple) -> None:
     """Non-inferiority, as for metrics: a limit between the CI bounds decides nothing either way."""
-    import copy
-
-    import torch
-
     model, _, reference = model_and_reference
-    noisy = copy.deepcopy(model)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in noisy.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * p.abs().mean() * 0.3)
+    noisy = perturbed(model, 0.3)
     settings = FidelitySettings(texts_name="corpus", top_k=16, resamples=200)
     probe = compare(reference, noisy, settings, device="cpu")
     assert probe.kl_ci_low < probe.kl_ci_high

@@ -13,7 +13,7 @@ from gate.plan.changes import FileChange, RemovedSpec, parse_name_status, select
 SPEC = """\
 apiVersion: quant-gate/v1
 kind: ModelSpec
-metadata: {{name: {name}, owner: team-a, tier: standard}}
+metadata: {{name: {name}, owner: {owner}, tier: {tier}}}
 model:
   path: weights/{name}
   lockfile: weights/{name}.lock.json
@@ -63,8 +63,9 @@ def write(repo: Path, rel: str, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def spec_text(name: str, hardware: str = "nvidia-l4", calib: str = "shared", task: str = "support_qa") -> str:
-    return SPEC.format(name=name, hardware=hardware, calib=calib, task=task)
+def spec_text(name: str, hardware: str = "nvidia-l4", calib: str = "shared", task: str = "support_qa", *,
+              owner: str = "team-a", tier: str = "standard") -> str:
+    return SPEC.format(name=name, hardware=hardware, calib=calib, task=task, owner=owner, tier=tier)
 
 
 def make_repo(root: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +21,7 @@ from gate.policy.engine import run_checks
 from gate.policy.facts import Facts
 from gate.policy.rules import builtin_rules
 from gate.spec.loader import load_spec
-
-SPEC = """\
-apiVersion: quant-gate/v1
-kind: ModelSpec
-metadata: {{name: {name}, owner: {owner}, tier: {tier}}}
-model:
-  path: weights/{name}
-  lockfile: weights/{name}.lock.json
-constraint:
-  kind: memory
-  statement: "fit the target"
-  target: {{hardware: {hardware}, memory_gb: 24, context: 2048, batch: 1}}
-quantization: {{method: awq, bits: 4, group_size: 128, format: awq-gemm}}
-calibration: {{source: data/shared.jsonl, samples: 128, max_seq_len: 256}}
-quality:
-  metrics:
-    - {{task: support_qa, metric: acc, max_drop: 1.0}}
-"""
+from tests.plan.test_changes import commit, git, spec_text, write
 
 SPECS = {
     # path: (name, owner, tier, hardware)
@@ -86,21 +68,6 @@ cases:
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
-
-
-def write(repo: Path, rel: str, text: str) -> None:
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-def commit(repo: Path, message: str = "change") -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """main: four specs (tiers critical/standard/standard/internal), org and waiver policies, a policy test."""
@@ -110,7 +77,7 @@ def repo(tmp_path: Path) -> Path:
     git(repo, "config", "user.email", "t@example.com")
     git(repo, "config", "user.name", "t")
     for path, (name, owner, tier, hardware) in SPECS.items():
-        write(repo, path, SPEC.format(name=name, owner=owner, tier=tier, hardware=hardware))
+        write(repo, path, spec_text(name, hardware, owner=owner, tier=tier))
     write(repo, "policies/org.yaml", ORG)
     write(repo, "policies/waivers.yaml", WAIVERS)
     write(repo, "policies/tests/org_test.yaml", POLICY_TEST)
@@ -422,7 +389,7 @@ def test_an_unchanged_spec_that_does_not_load_is_listed_not_selected(repo: Path)
 # -- combined with other reasons ------------------------------------------------------------------
 def test_spec_edit_and_policy_change_give_both_reasons(repo: Path) -> None:
     name, owner, tier, hardware = SPECS["models/crit-a.yaml"]
-    write(repo, "models/crit-a.yaml", SPEC.format(name=name, owner=owner, tier=tier, hardware=hardware)
+    write(repo, "models/crit-a.yaml", spec_text(name, hardware, owner=owner, tier=tier)
           .replace("samples: 128", "samples: 256"))
     edit(repo, "policies/org.yaml", "max_age_days: 90", "max_age_days: 60")
     commit(repo)

@@ -12,6 +12,12 @@ from gate.quantize.sources import compute_dtype
 from tests.quantize.helpers import make_repo
 
 
+def baseline_and_artifact(root: Path, model_dir: Path, method: str, fmt: str, bits: int, group: int | None) -> list[Path]:
+    loaded = make_repo(root, model_dir, method=method, bits=bits, group_size=group, fmt=fmt)
+    baseline = prepare_baseline(loaded, root, root / "cache")
+    return [baseline.path, produce_artifact(loaded, baseline, root, root / "cache", progress=False).path]
+
+
 def test_compute_dtype_by_device() -> None:
     import torch
 
@@ -26,11 +32,8 @@ def test_cpu_evaluation_is_float32_for_baseline_and_artifacts(
 ) -> None:
     import torch
 
-    loaded = make_repo(tmp_path, trained_tiny_llama_dir, method=method, bits=bits, group_size=group, fmt=fmt)
-    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
-    artifact = produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
-    assert load_for_eval(baseline.path)[0].dtype is torch.float32
-    assert load_for_eval(artifact.path)[0].dtype is torch.float32
+    paths = baseline_and_artifact(tmp_path, trained_tiny_llama_dir, method, fmt, bits, group)
+    assert [load_for_eval(path)[0].dtype for path in paths] == [torch.float32, torch.float32]
 
 
 @pytest.mark.gpu
@@ -40,9 +43,7 @@ def test_cuda_evaluation_is_float16_for_baseline_and_artifacts(
 ) -> None:
     import torch
 
-    loaded = make_repo(tmp_path, trained_tiny_llama_dir, method=method, bits=bits, group_size=group, fmt=fmt)
-    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
-    artifact = produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
-    for path in (baseline.path, artifact.path):
+    paths = baseline_and_artifact(tmp_path, trained_tiny_llama_dir, method, fmt, bits, group)
+    for path in paths:
         model, _ = load_for_eval(path, device="cuda")
         assert model.dtype is torch.float16 and next(model.parameters()).is_cuda
