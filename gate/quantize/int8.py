@@ -41,7 +41,7 @@ class Int8Backend(Quantizer):
 
         from gate.errors import BackendError
         from gate.quantize.checks import read_model_shape
-        from gate.quantize.sources import package_versions
+        from gate.quantize.sources import compute_dtype, package_versions
 
         group = request.group_size if request.group_size and request.group_size > 0 else None
         shape = read_model_shape(baseline)
@@ -49,12 +49,16 @@ class Int8Backend(Quantizer):
             {lin.name for lin in shape.linears if matches(lin.name, request.keep_full_precision)} | {"lm_head"}
         )
         ao_config = Int8WeightOnlyConfig(group_size=group)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = compute_dtype(device)
         config = TorchAoConfig(ao_config, modules_to_not_convert=keep)
         if progress:
             progress("layers quantized", 0, 1)
         try:
+            # Quantize where the artifact will be evaluated, in that dtype (as the awq backend does):
+            # fp32 on CPU, fp16 on a GPU runner (the device is part of the cache key).
             model = AutoModelForCausalLM.from_pretrained(
-                str(baseline), dtype=torch.float32, quantization_config=config, use_safetensors=True
+                str(baseline), dtype=dtype, quantization_config=config, use_safetensors=True, device_map={"": device}
             )
             model.save_pretrained(out_dir, safe_serialization=True)
         except Exception as exc:
@@ -68,7 +72,8 @@ class Int8Backend(Quantizer):
             "group_size": group if group is not None else -1,
             "granularity": "per-group" if group else "per-channel",
             "modules_to_not_convert": keep,
-            "activation_dtype": "float32",
+            "activation_dtype": str(dtype).removeprefix("torch."),
+            "device": device,
         }
         return QuantizeOutcome(
             params=params, versions=package_versions(self.packages), quantization_config=qconfig, model=model.eval()

@@ -125,6 +125,7 @@ def test_int8_artifact_loads_with_plain_transformers(tmp_path: Path, trained_tin
     artifact = produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
     assert artifact.params["config"] == "Int8WeightOnlyConfig"
     assert artifact.params["granularity"] == "per-channel"
+    assert (artifact.params["activation_dtype"], artifact.params["device"]) == ("float32", "cpu")
     assert artifact.versions["torchao"] == "0.18.0"
     config = json.loads((artifact.path / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "torchao"

@@ -47,3 +47,13 @@ def test_cuda_evaluation_is_float16_for_baseline_and_artifacts(
     for path in paths:
         model, _ = load_for_eval(path, device="cuda")
         assert model.dtype is torch.float16 and next(model.parameters()).is_cuda
+
+
+@pytest.mark.gpu
+def test_int8_quantizes_on_the_gpu_in_float16(tmp_path: Path, trained_tiny_llama_dir: Path) -> None:
+    loaded = make_repo(tmp_path, trained_tiny_llama_dir, method="int8", bits=8, group_size=None, fmt="int8-weight-only")
+    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
+    artifact = produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
+    assert (artifact.params["activation_dtype"], artifact.params["device"]) == ("float16", "cuda")
+    assert artifact.sanity is not None and artifact.sanity.passed
+
