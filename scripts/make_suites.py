@@ -14,6 +14,10 @@ Suites (lm-eval task YAMLs live next to the data, in ``gate/evaluate/tasks/``):
   answers of a skipped or wrong intermediate step).
 - ``qg_instructions`` precise format following (multiple choice: the exactly-formatted answer
   against near-misses: wrong case, count, separator, order).
+- ``qg_instructions_gen`` the same kinds of instruction answered by greedy generation (lm-eval
+  ``generate_until``, scored by exact match of the first generated line), each prompt led by two
+  solved instructions of the same kind; catches what likelihood scoring cannot see (format drift,
+  runaway repetition, truncated answers).
 - ``qg_long_context`` retrieval of one key among several planted in a long passage of real text
   (multiple choice between the keys that all occur in the passage).
 
@@ -49,6 +53,8 @@ OUT_DIR = Path(__file__).resolve().parent.parent / "gate" / "evaluate" / "tasks"
 
 N_REASONING = 2000
 N_INSTRUCTIONS = 2000
+N_INSTRUCTIONS_GEN = 120
+GEN_SHOTS = 2
 N_LONG_CONTEXT = 600
 LONG_CONTEXT_WORDS = 420
 DOC_MIN_WORDS, DOC_TARGET_WORDS = 40, 110
@@ -201,10 +207,13 @@ def _number_words(n: int) -> str:
     return NUMBER_WORDS[tens * 10] + (f"-{NUMBER_WORDS[ones]}" if ones else "")
 
 
-def _instruction_item(rng: random.Random) -> Row:
-    w = rng.choice(WORDS)
-    a, b, c = rng.sample(WORDS, 3)
-    kind = rng.randrange(6)
+INSTRUCTION_KINDS = ("uppercase", "repeat", "digits", "hyphenate", "reverse_order", "backwards")
+
+
+def _instruction(rng: random.Random, kind: int, w: str, abc: tuple[str, str, str]) -> tuple[str, str, list[str]]:
+    """One instruction of ``INSTRUCTION_KINDS[kind]`` about word ``w`` (or words ``abc``):
+    ``(prompt, exactly formatted answer, near misses)``."""
+    a, b, c = abc
     if kind == 0:
         prompt = f'Write the word "{w}" in capital letters.'
         correct, wrong = w.upper(), [w, w.capitalize(), w.upper() + "S"]
@@ -228,9 +237,49 @@ def _instruction_item(rng: random.Random) -> Row:
     else:
         prompt = f'Write the word "{w}" backwards.'
         correct, wrong = w[::-1], [w, w[::-1][:-1], w[1:] + w[0]]
+    return prompt, correct, wrong
+
+
+def _instruction_item(rng: random.Random) -> Row:
+    w = rng.choice(WORDS)
+    a, b, c = rng.sample(WORDS, 3)
+    kind = rng.randrange(len(INSTRUCTION_KINDS))
+    prompt, correct, wrong = _instruction(rng, kind, w, (a, b, c))
     options = [correct, *[x for x in dict.fromkeys(wrong) if x != correct]][:4]
     rng.shuffle(options)
     return {"question": f"Instruction: {prompt}\nAnswer:", "choices": options, "answer": options.index(correct)}
+
+
+def instruction_generation_items(n: int, seed: int, shots: int = GEN_SHOTS) -> list[Row]:
+    """``n`` instructions answered by free generation, kinds balanced (``n // 6`` or one more each)
+    and in seeded order; each prompt first shows ``shots`` solved instructions of the same kind
+    (other words), so a base model sees the answer format without any chat template. No two items
+    ask the same instruction, and no demonstration has the item's own answer."""
+    rng = random.Random(seed)
+    kinds = [i % len(INSTRUCTION_KINDS) for i in range(n)]
+    rng.shuffle(kinds)
+    asked: set[str] = set()
+    rows: list[Row] = []
+    for kind in kinds:
+        while True:
+            prompt, answer, _ = _instruction(rng, kind, rng.choice(WORDS), _triple(rng))
+            if prompt not in asked:
+                asked.add(prompt)
+                break
+        demos: list[tuple[str, str]] = []
+        while len(demos) < shots:
+            demo, solved, _ = _instruction(rng, kind, rng.choice(WORDS), _triple(rng))
+            if solved != answer and all(solved != s for _, s in demos):
+                demos.append((demo, solved))
+        context = "".join(f"Instruction: {d}\nAnswer: {s}\n\n" for d, s in demos)
+        rows.append({"question": f"{context}Instruction: {prompt}\nAnswer:", "answer": answer,
+                     "kind": INSTRUCTION_KINDS[kind]})
+    return rows
+
+
+def _triple(rng: random.Random) -> tuple[str, str, str]:
+    a, b, c = rng.sample(WORDS, 3)
+    return a, b, c
 
 
 # --- long-context retrieval --------------------------------------------------------------------
@@ -281,6 +330,7 @@ def build(licenses_dir: Path = LICENSES_DIR) -> dict[str, list[Row]]:
         "qg_reasoning": _generate(N_REASONING, SEED + 1, _reasoning_item),
         "qg_instructions": _generate(N_INSTRUCTIONS, SEED + 2, _instruction_item),
         "qg_long_context": _generate(N_LONG_CONTEXT, SEED + 3, lambda r: _long_context_item(r, sentences)),
+        "qg_instructions_gen": instruction_generation_items(N_INSTRUCTIONS_GEN, SEED + 4),
     }
 
 

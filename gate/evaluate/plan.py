@@ -16,14 +16,7 @@ from gate.errors import SourceLocation
 from gate.evaluate.fidelity import FidelitySettings
 from gate.evaluate.harness import MetricRequest, count_items
 from gate.evaluate.performance import ConstraintTargets, PerformanceSettings
-from gate.evaluate.suites import (
-    DEFAULT_STRESS_MAX_DROP,
-    DEFAULT_STRESS_METRIC,
-    PERPLEXITY_TASK,
-    STRESS_TASKS,
-    TaskSource,
-    resolve_task,
-)
+from gate.evaluate.suites import PERPLEXITY_TASK, STRESS_TASKS, TaskSource, resolve_task, stress_default
 from gate.policy.meta import EVAL_SET_TOO_SMALL
 from gate.result import Finding, Location, Severity
 from gate.spec.loader import LoadedSpec
@@ -102,7 +95,8 @@ def planned_metrics(loaded: LoadedSpec) -> list[PlannedMetric]:
         task = STRESS_TASKS[suite.value]
         if task in named:
             continue
-        tolerance = MetricTolerance(task=task, metric=DEFAULT_STRESS_METRIC, max_drop=DEFAULT_STRESS_MAX_DROP)
+        metric, max_drop = stress_default(suite.value)
+        tolerance = MetricTolerance(task=task, metric=metric, max_drop=max_drop)
         out.append(PlannedMetric(tolerance=tolerance, location=smap.locate(("quality", "stress", j)),
                                  default_tolerance=True))
     return out

@@ -25,6 +25,7 @@ STRESS_TASKS: dict[str, str] = {
     "reasoning": "qg_reasoning",
     "instructions": "qg_instructions",
     "long_context": "qg_long_context",
+    "instructions_gen": "qg_instructions_gen",
 }
 """``quality.stress`` entry -> shipped task."""
 
@@ -34,6 +35,19 @@ PERPLEXITY_TASK = "qg_license_ppl"
 DEFAULT_STRESS_METRIC = "acc"
 DEFAULT_STRESS_MAX_DROP = 5.0
 """Tolerance (points) of a stress suite the spec lists under ``stress`` without its own metric entry."""
+
+STRESS_DEFAULTS: dict[str, tuple[str, float]] = {
+    "instructions_gen": ("exact_match", 10.0),
+}
+"""Stress suites whose default (metric, max_drop) differ from the above. ``instructions_gen`` is
+scored by generation (``exact_match``) and kept small (120 items) so it stays cheap; at the
+planning flip rate of 10% that resolves a 10-point drop (about 62 paired items needed) but not a
+5-point one (about 248)."""
+
+
+def stress_default(suite: str) -> tuple[str, float]:
+    """(metric, max_drop) a stress suite listed without its own ``quality.metrics`` entry is gated at."""
+    return STRESS_DEFAULTS.get(suite, (DEFAULT_STRESS_METRIC, DEFAULT_STRESS_MAX_DROP))
 
 
 @dataclass(frozen=True)

@@ -258,6 +258,7 @@ class StressSuite(StrEnum):
     reasoning = "reasoning"
     instructions = "instructions"
     long_context = "long_context"
+    instructions_gen = "instructions_gen"
 
 
 class Fidelity(_Strict):
@@ -272,7 +273,7 @@ class Quality(_Strict):
     metrics: list[MetricTolerance] = Field(
         default_factory=list, description="Task metrics, each with its tolerance against the baseline."
     )
-    stress: list[StressSuite] = Field(default_factory=list, description="Stress suites: reasoning, instructions, long_context.")
+    stress: list[StressSuite] = Field(default_factory=list, description="Stress suites: reasoning, instructions, long_context, instructions_gen.")
     fidelity: Fidelity | None = Field(default=None, description="Next-token agreement with the baseline (KL, top-1 flips).")
     sequential: Bool = Field(default=True, description="Stop evaluating once the verdict is decided.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ def test_shipped_suites_resolve_with_their_manifest_sizes(name: str) -> None:
     source = resolve_task(name, None)
     assert source.shipped and source.local
     assert source.n_items == MANIFEST["suites"][name]["items"]
+    assert hashlib.sha256(source.data_files[0].read_bytes()).hexdigest() == MANIFEST["suites"][name]["sha256"]
     data = source.config["dataset_kwargs"]["data_files"]["test"]  # type: ignore[index]
     assert Path(data).is_absolute() and Path(data).name == f"{name}.jsonl"
 
@@ -44,7 +46,11 @@ def test_committed_suite_data_matches_a_fresh_generation() -> None:
 
 
 def test_every_multiple_choice_item_is_well_formed() -> None:
-    for task in STRESS_TASKS.values():
+    kinds = {t: resolve_task(t, None).config["output_type"] for t in STRESS_TASKS.values()}  # type: ignore[index]
+    multiple_choice = [t for t, kind in kinds.items() if kind == "multiple_choice"]
+    # qg_instructions_gen (generate_until) is checked in test_generation_suite.py
+    assert multiple_choice == ["qg_reasoning", "qg_instructions", "qg_long_context"]
+    for task in multiple_choice:
         lines = (SHIPPED_DIR / "data" / f"{task}.jsonl").read_text().splitlines()
         for line in lines:
             item = json.loads(line)
@@ -107,7 +113,8 @@ def test_unknown_task_offline_is_a_task_error_with_a_suggestion(tmp_path: Path) 
         "task 'qg_reasonin' is not a shipped or repository task, and lm-eval could not load it ("
     )
     assert info.value.hint == (
-        "did you mean `qg_reasoning`? shipped suites: qg_instructions, qg_license_ppl, qg_long_context, "
-        "qg_reasoning; a standard lm-eval task needs its dataset online or in the local Hugging Face cache"
+        "did you mean `qg_reasoning`? shipped suites: qg_instructions, qg_instructions_gen, qg_license_ppl, "
+        "qg_long_context, qg_reasoning; a standard lm-eval task needs its dataset online or in the local "
+        "Hugging Face cache"
     )
     assert str(info.value.location) == "m.yaml:3:7"
