@@ -196,14 +196,16 @@ def _build(
 ) -> dict[str, str]:
     """Quantize into ``out``, check it, write provenance, model card and lockfile.
 
-    Returns every file's sha256 (relative path -> digest) for the cache manifest,
-    so no file is hashed twice. The weights are hashed on a worker thread while the sanity check
-    runs (hashlib and torch both release the GIL).
+    Returns every file's sha256 (relative path -> digest) for the cache manifest, so no file is
+    hashed twice. The baseline side of the sanity check (and the calibration token counts) comes
+    from the cache after the first artifact of a baseline. A backend that hands over its
+    in-memory model has its files written, then hashed, on a worker thread while the sanity check
+    runs on the model (safetensors, hashlib and torch release the GIL).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from gate.quantize.progress import progress_reporter
-    from gate.quantize.sanity import check_sanity, reference_perplexity
+    from gate.quantize.sanity import baseline_reference, check_sanity
     from gate.quantize.sources import copy_tokenizer, load_hf_model, load_tokenizer
     from gate.runtime import runtime_versions
     from gate.weights.lockfile import hash_files, model_files, write_lockfile
@@ -219,31 +221,53 @@ def _build(
         timings[step] = round(now - clock, 3)
         clock = now
 
-    tokenizer = load_tokenizer(baseline.path)
+    texts = list(calibration.texts) if calibration else sanity_texts()
+    reference = baseline_reference(
+        lambda: load_hf_model(baseline.path), lambda: load_tokenizer(baseline.path), texts,
+        (calibration.texts, calibration.stats.max_seq_len) if calibration else None, cache_dir, reference_key,
+    )
     if calibration is not None:
-        calibration = with_token_stats(calibration, tokenizer)
-    lap("calibration_stats")
+        assert reference.calibration_tokens is not None
+        calibration = with_token_stats(calibration, reference.calibration_tokens)
+    lap("baseline_reference")
     with progress_reporter(progress, f"{loaded.spec.metadata.name}: {q.method} w{q.bits}") as report:
         outcome = quantizer.quantize(baseline.path, request, out, report)
     lap("quantize")
-    seconds = timings["quantize"]
-    copy_tokenizer(baseline.path, out)
-    texts = list(calibration.texts) if calibration else sanity_texts()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-artifact-sha256") as pool:
-        hashing = pool.submit(hash_files, model_files(out), 1)
-        reloaded = outcome.model is None
-        quantized_model = quantizer.load(out) if reloaded else outcome.model
-        outcome = replace(outcome, model=None)
-        lap("load_quantized")
-        reference = reference_perplexity(lambda: load_hf_model(baseline.path), tokenizer, texts, cache_dir, reference_key)
-        lap("baseline_reference")
-        sanity = check_sanity(reference, quantized_model, tokenizer, texts, max_ratio=max_ratio,
-                              quantized_source="reloaded" if reloaded else "in-memory")
-        lap("sanity_perplexity")
+    pending, quantized_model = outcome.write, outcome.model
+    outcome = replace(outcome, model=None, write=None)
+
+    def write() -> float:
+        started = time.perf_counter()
+        if pending is not None:
+            pending()
+        copy_tokenizer(baseline.path, out)
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-artifact-write") as pool:
+        written = pool.submit(write)
+        hashed = pool.submit(lambda: hash_files(model_files(out), 1))  # runs after the write
+        try:
+            reloaded = quantized_model is None
+            if reloaded:
+                written.result()
+                quantized_model = quantizer.load(out)
+            lap("load_quantized")
+            sanity = check_sanity(reference, quantized_model, max_ratio=max_ratio,
+                                  quantized_source="reloaded" if reloaded else "in-memory")
+            lap("sanity_perplexity")
+        except BaseException:
+            hashed.cancel()  # the entry is discarded: no need to hash it
+            raise
         del quantized_model
-        known = hashing.result()
-    lap("hash_wait")
+        write_seconds = written.result()
+        known = hashed.result()
+    lap("write_wait")
+    timings["write"] = round(write_seconds, 3)
+    seconds = timings["quantize"] + (write_seconds if pending is not None else 0.0)
     versions = {**runtime_versions(), **outcome.versions}
+    qconfig = json.loads((out / "config.json").read_text(encoding="utf-8")).get("quantization_config")
+    if not qconfig:
+        raise BackendError(f"{q.method}: the backend wrote no quantization_config into config.json")
     provenance = {
         "artifact_format": ARTIFACT_FORMAT,
         "gate_version": __version__,
@@ -256,7 +280,7 @@ def _build(
             "keep_full_precision": list(q.keep_full_precision), "options": dict(q.options),
         },
         "params": outcome.params,
-        "quantization_config": outcome.quantization_config,
+        "quantization_config": qconfig,
         "calibration": calibration.stats.model_dump(mode="json") if calibration else None,
         "sanity": sanity.model_dump(mode="json"),
         "versions": versions,

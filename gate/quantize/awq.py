@@ -144,7 +144,6 @@ class AwqBackend(Quantizer):
         with _awq_progress(progress):
             model.quantize(tokenizer, quant_config=quant_config, calib_data=calib, quantizer_cls=QUANTIZER_FACTORY(), **kwargs)
         model.save_quantized(str(out_dir), safetensors=True)
-        qconfig = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))["quantization_config"]
         params = {
             "library": "autoawq",
             "quant_config": quant_config,
@@ -153,7 +152,7 @@ class AwqBackend(Quantizer):
             "compute_dtype": str(dtype).removeprefix("torch."),
             "quantizer": "SafeAwqQuantizer (scale search on cloned weights)",
         }
-        return QuantizeOutcome(params=params, versions=package_versions(self.packages), quantization_config=qconfig)
+        return QuantizeOutcome(params=params, versions=package_versions(self.packages))
 
     def load(self, path: Path, device: str = "cpu") -> Any:
         if device.startswith("cuda"):

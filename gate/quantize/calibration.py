@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,13 +158,16 @@ def read_samples(path: Path, field: str, *, shown: str) -> list[str]:
     )
 
 
-def with_token_stats(cal: CalibrationSet, tokenizer: Any) -> CalibrationSet:
-    """Add token-length statistics (after truncation to ``max_seq_len``)."""
-    limit = cal.stats.max_seq_len
-    counts = []
-    for text in cal.texts:
-        n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        counts.append(min(n, limit) if limit else n)
+def token_counts(tokenizer: Any, texts: Sequence[str], max_seq_len: int | None) -> list[int]:
+    """Token count of each text (no special tokens), truncated to ``max_seq_len`` when set."""
+    counts = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    return [min(n, max_seq_len) for n in counts] if max_seq_len else counts
+
+
+def with_token_stats(cal: CalibrationSet, counts: Sequence[int]) -> CalibrationSet:
+    """Add token-length statistics from ``token_counts`` of ``cal.texts``."""
+    if len(counts) != len(cal.texts):
+        raise ValueError(f"{len(counts)} token counts for {len(cal.texts)} calibration samples")
     stats = cal.stats.model_copy(
         update={
             "tokens_min": min(counts),

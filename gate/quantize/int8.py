@@ -13,7 +13,6 @@ torchao's group-wise int8. ``keep_full_precision`` maps to ``modules_to_not_conv
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +53,18 @@ class Int8Backend(Quantizer):
         config = TorchAoConfig(ao_config, modules_to_not_convert=keep)
         if progress:
             progress("layers quantized", 0, 1)
+        # Quantize where the artifact will be evaluated, in that dtype (as the awq backend does):
+        # fp32 on CPU, fp16 on a GPU runner (the device is part of the cache key). On CPU no
+        # device_map: that is the plain library call, and accelerate's dispatch only adds work.
+        placement = {"device_map": {"": device}} if device != "cpu" else {}
         try:
-            # Quantize where the artifact will be evaluated, in that dtype (as the awq backend does):
-            # fp32 on CPU, fp16 on a GPU runner (the device is part of the cache key).
             model = AutoModelForCausalLM.from_pretrained(
-                str(baseline), dtype=dtype, quantization_config=config, use_safetensors=True, device_map={"": device}
-            )
-            model.save_pretrained(out_dir, safe_serialization=True)
+                str(baseline), dtype=dtype, quantization_config=config, use_safetensors=True, **placement
+            ).eval()
         except Exception as exc:
             raise BackendError(f"int8 (torchao) quantization failed: {type(exc).__name__}: {exc}") from None
         if progress:
             progress("layers quantized", 1, 1)
-        qconfig = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))["quantization_config"]
         params = {
             "library": "torchao",
             "config": "Int8WeightOnlyConfig",
@@ -75,9 +74,13 @@ class Int8Backend(Quantizer):
             "activation_dtype": str(dtype).removeprefix("torch."),
             "device": device,
         }
-        return QuantizeOutcome(
-            params=params, versions=package_versions(self.packages), quantization_config=qconfig, model=model.eval()
-        )
+
+        def write() -> None:
+            # save_pretrained only reads the model (state dict, config), so it can run while the
+            # gate's sanity check does a forward on the same model.
+            model.save_pretrained(out_dir, safe_serialization=True)
+
+        return QuantizeOutcome(params=params, versions=package_versions(self.packages), model=model, write=write)
 
     def load(self, path: Path, device: str = "cpu") -> Any:
         from transformers import AutoModelForCausalLM

@@ -77,18 +77,21 @@ class QuantizeRequest:
 
 @dataclass(frozen=True)
 class QuantizeOutcome:
-    """What a backend reports after writing an artifact directory."""
+    """What a backend reports after quantizing (the gate reads ``quantization_config`` from the
+    ``config.json`` the backend writes)."""
 
     params: dict[str, Any]
     """The exact parameters passed to the library (recorded in provenance)."""
     versions: dict[str, str]
     """Backend library versions (e.g. autoawq, torchao)."""
-    quantization_config: dict[str, Any]
-    """The ``quantization_config`` written to ``config.json``."""
     model: Any = field(default=None, compare=False, repr=False)
     """The quantized model still in memory, computing what ``load(out_dir)`` would (eval mode), or
     None. When present the gate runs its sanity check on it instead of reloading the artifact;
     evaluation always loads the artifact from disk."""
+    write: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    """Writes the artifact's weights and ``config.json`` into ``out_dir``, when the backend left
+    that to the gate (backends with an in-memory ``model``: the gate runs it on a worker thread
+    while it checks the model, so it must only read the model). None: ``quantize`` wrote them."""
 
 
 class Quantizer(ABC):
@@ -126,7 +129,8 @@ class Quantizer(ABC):
     def quantize(
         self, baseline: Path, request: QuantizeRequest, out_dir: Path, progress: Progress | None = None
     ) -> QuantizeOutcome:
-        """Quantize the baseline directory into ``out_dir`` (weights, config, tokenizer)."""
+        """Quantize the baseline; write weights and ``config.json`` into ``out_dir`` now, or return
+        them as ``QuantizeOutcome.write`` (the gate copies the tokenizer)."""
 
     @abstractmethod
     def load(self, path: Path, device: str = "cpu") -> Any:

@@ -68,8 +68,6 @@ class RtnBackend(Quantizer):
             if any(key == f"{t}.weight" for t in tied):
                 continue  # tied: re-created from the embedding on load
             tensors[key] = value.float() if value.is_floating_point() else value
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt", "quant_method": QUANT_METHOD})
         qconfig: dict[str, Any] = {
             "quant_method": QUANT_METHOD,
             "format_version": FORMAT_VERSION,
@@ -84,12 +82,15 @@ class RtnBackend(Quantizer):
         }
         config = json.loads((baseline / "config.json").read_text(encoding="utf-8"))
         config["quantization_config"] = qconfig
-        (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         params = {k: v for k, v in qconfig.items() if k not in ("modules", "quant_method", "format_version")}
         params["quantized_modules"] = len(linears)
-        return QuantizeOutcome(
-            params=params, versions=package_versions(self.packages), quantization_config=qconfig, model=model.eval()
-        )
+
+        def write() -> None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt", "quant_method": QUANT_METHOD})
+            (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+        return QuantizeOutcome(params=params, versions=package_versions(self.packages), model=model.eval(), write=write)
 
     def load(self, path: Path, device: str = "cpu") -> Any:
         import torch

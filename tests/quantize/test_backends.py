@@ -179,6 +179,6 @@ def test_corrupted_quantization_is_blocked_by_the_sanity_check(
     with pytest.raises(BackendError) as info:
         produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
     assert info.value.message.startswith("sanity check failed: quantized perplexity ")
-    assert info.value.message.endswith("on 4 calibration texts (limit 10x); the quantized model is broken")
+    assert info.value.message.endswith("on 31 calibration tokens (limit 10x); the quantized model is broken")
     assert info.value.hint is not None and "autoawq's in-place scale search on CPU" in info.value.hint
     assert [p.name for p in (tmp_path / "cache" / "artifacts").iterdir() if not p.name.endswith(".lock")] == []

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gate.errors import InputError
-from gate.quantize.calibration import load_calibration, read_samples, with_token_stats
+from gate.quantize.calibration import load_calibration, read_samples, token_counts, with_token_stats
 from gate.spec.loader import load_spec
 from tests.quantize.helpers import make_repo, write_calibration
 
@@ -109,7 +109,10 @@ def test_token_stats_respect_max_seq_len(tmp_path: Path, tiny_llama_dir: Path) -
     loaded = make_repo(tmp_path, tiny_llama_dir, samples=16, max_seq_len=8)
     cal = load_calibration(loaded, tmp_path)
     assert cal is not None
-    stats = with_token_stats(cal, AutoTokenizer.from_pretrained(tiny_llama_dir)).stats
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    counts = token_counts(tokenizer, cal.texts, 8)
+    assert counts == [min(len(tokenizer(t, add_special_tokens=False)["input_ids"]), 8) for t in cal.texts]
+    stats = with_token_stats(cal, counts).stats
     assert stats.tokens_max == 8
     assert stats.tokens_min is not None and 1 <= stats.tokens_min <= 8
     assert stats.tokens_total is not None and stats.tokens_total <= 16 * 8

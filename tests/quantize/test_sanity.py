@@ -1,4 +1,5 @@
-"""The post-quantization sanity check: batched perplexity, the cached baseline reference, and the
+"""The post-quantization sanity check: the row it scores, its perplexity, the cached baseline side
+(no baseline model or tokenizer loaded after the first artifact of a baseline), and the
 in-memory model backends hand over instead of a reload."""
 
 from __future__ import annotations
@@ -12,43 +13,40 @@ import pytest
 
 from gate.cache import MANIFEST, ContentCache, write_manifest
 from gate.quantize import load_for_eval, prepare_baseline, produce_artifact
-from gate.quantize.sanity import MAX_TOKENS, TEXTS, perplexity
+from gate.quantize.sanity import MAX_TOKENS, perplexity, sanity_row
 from gate.weights.lockfile import build_lockfile
 from tests.quantize.helpers import make_repo
 from tests.tiny_models import corpus
 
 
-def sequential_perplexity(model, tokenizer, texts: list[str]) -> float:  # type: ignore[no-untyped-def]
-    """One text at a time, no padding: the definition the batched version must reproduce."""
+def test_the_row_is_the_first_texts_joined_and_cut_to_max_tokens(trained_tiny_llama_dir: Path) -> None:
+    _, tokenizer = load_for_eval(trained_tiny_llama_dir)
+    short = ["Short one.", "Another short one.", corpus()[0], corpus()[1], corpus()[2]]
+    row = sanity_row(tokenizer, short)
+    assert row == tokenizer("Short one.\n\nAnother short one.\n\n" + corpus()[0] + "\n\n" + corpus()[1])["input_ids"][:MAX_TOKENS]
+    assert len(row) == MAX_TOKENS == 32
+    assert len(tokenizer("Short one.\n\nAnother short one.")["input_ids"]) < MAX_TOKENS  # the row spans several texts
+    assert sanity_row(tokenizer, ["Tiny."]) == tokenizer("Tiny.")["input_ids"]
+
+
+def test_perplexity_is_the_models_own_causal_lm_loss(trained_tiny_llama_dir: Path) -> None:
     import torch
 
-    nll, count = 0.0, 0
-    with torch.inference_mode():
-        for text in texts:
-            ids = torch.tensor([tokenizer(text)["input_ids"][:MAX_TOKENS]])
-            out = model(input_ids=ids).logits.float()
-            nll += float(torch.nn.functional.cross_entropy(out[0, :-1], ids[0, 1:], reduction="sum"))
-            count += ids.shape[1] - 1
-    return math.exp(nll / count)
-
-
-def test_batched_perplexity_equals_one_text_at_a_time(trained_tiny_llama_dir: Path) -> None:
     model, tokenizer = load_for_eval(trained_tiny_llama_dir)
-    texts = [corpus()[0], "Short one.", corpus()[3] + " " + corpus()[4], corpus()[5]]
-    lengths = [len(tokenizer(t)["input_ids"][:MAX_TOKENS]) for t in texts]
-    assert len(set(lengths)) > 1, lengths  # rows of different lengths: padding is exercised
-    batched, tokens = perplexity(model, tokenizer, texts)
-    assert tokens == sum(n - 1 for n in lengths)
-    assert batched == pytest.approx(sequential_perplexity(model, tokenizer, texts), rel=1e-4)
+    row = sanity_row(tokenizer, corpus())
+    ids = torch.tensor([row])
+    with torch.inference_mode():
+        loss = float(model(input_ids=ids, labels=ids).loss)
+    assert perplexity(model, row) == pytest.approx(math.exp(loss), rel=1e-5)
 
 
-def test_perplexity_refuses_texts_without_two_tokens(trained_tiny_llama_dir: Path) -> None:
+def test_texts_without_two_tokens_are_refused(trained_tiny_llama_dir: Path) -> None:
     from gate.errors import BackendError
 
-    model, tokenizer = load_for_eval(trained_tiny_llama_dir)
+    _, tokenizer = load_for_eval(trained_tiny_llama_dir)
     with pytest.raises(BackendError) as info:
-        perplexity(model, tokenizer, [""])
-    assert info.value.message == "sanity check: no text produced at least two tokens"
+        sanity_row(tokenizer, [""])
+    assert info.value.message == "sanity check: the texts produced fewer than two tokens"
 
 
 @pytest.mark.parametrize(("method", "fmt", "group"), [("rtn", "rtn", 32), ("int8", "int8-weight-only", None)])
@@ -60,34 +58,64 @@ def test_fast_backends_are_checked_in_memory_and_match_the_reloaded_artifact(
     baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
     artifact = produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
     assert artifact.sanity is not None and artifact.sanity.quantized_source == "in-memory"
-    # The number recorded from the in-memory model is what the artifact on disk gives.
+    assert (artifact.sanity.texts, artifact.sanity.tokens) == (4, MAX_TOKENS - 1)
+    # The number recorded from the in-memory model (checked while the files were being written)
+    # is what the artifact on disk gives.
     from gate.quantize.calibration import load_calibration
 
     cal = load_calibration(loaded, tmp_path)
     assert cal is not None
     model, tokenizer = load_for_eval(artifact.path)
-    reloaded, tokens = perplexity(model, tokenizer, list(cal.texts)[:TEXTS])
-    assert tokens == artifact.sanity.tokens
+    reloaded = perplexity(model, sanity_row(tokenizer, cal.texts))
     assert artifact.sanity.quantized_perplexity == pytest.approx(reloaded, rel=1e-3)
+    timings = json.loads((artifact.path / "gate-provenance.json").read_text())["timings"]
+    assert set(timings) == {"baseline_reference", "quantize", "load_quantized", "sanity_perplexity", "write",
+                            "write_wait"}
 
 
-def test_the_baseline_reference_is_computed_once_per_baseline(tmp_path: Path, trained_tiny_llama_dir: Path) -> None:
+def test_the_baseline_side_is_computed_once_per_baseline(
+    tmp_path: Path, trained_tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gate.quantize.sources as sources
+
     cache = tmp_path / "cache"
-    results = []
+    real_load, loads = sources.load_hf_model, []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        loads.append(1)
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sources, "load_hf_model", counted)
+    results, models_loaded = [], []
     for bits in (4, 3):
         root = tmp_path / f"b{bits}"
         loaded = make_repo(root, trained_tiny_llama_dir, method="rtn", bits=bits, group_size=32)
         baseline = prepare_baseline(loaded, root, cache)
         results.append(produce_artifact(loaded, baseline, root, cache, progress=False))
+        models_loaded.append(len(loads))
+        loads.clear()
+
+        def never(*args: object, **kwargs: object) -> None:
+            raise AssertionError("the baseline side was not taken from the cache")
+
+        monkeypatch.setattr(sources, "load_tokenizer", never)
+    # rtn loads the baseline to quantize it; only the first artifact loads it (and the tokenizer)
+    # once more for the reference.
+    assert models_loaded == [2, 1]
     first, second = (a.sanity for a in results)
     assert first is not None and second is not None
     assert (first.baseline_cached, second.baseline_cached) == (False, True)
     assert second.baseline_perplexity == first.baseline_perplexity and second.tokens == first.tokens
     assert second.quantized_perplexity != first.quantized_perplexity
+    assert results[0].calibration == results[1].calibration
+    assert results[1].calibration is not None and results[1].calibration.tokens_total is not None
     entries = [p for p in (cache / "sanity").iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1
     reference = json.loads((entries[0] / "reference.json").read_text())
-    assert round(reference["perplexity"], 4) == first.baseline_perplexity and reference["tokens"] == first.tokens
+    assert set(reference) == {"input_ids", "texts", "perplexity", "calibration_tokens"}
+    assert round(reference["perplexity"], 4) == first.baseline_perplexity
+    assert len(reference["input_ids"]) - 1 == first.tokens
+    assert sum(reference["calibration_tokens"]) == results[0].calibration.tokens_total  # type: ignore[union-attr]
 
 
 def test_a_corrupt_reference_is_recomputed(tmp_path: Path, trained_tiny_llama_dir: Path) -> None:
@@ -96,7 +124,8 @@ def test_a_corrupt_reference_is_recomputed(tmp_path: Path, trained_tiny_llama_di
     baseline = prepare_baseline(loaded, tmp_path / "a", cache)
     honest = produce_artifact(loaded, baseline, tmp_path / "a", cache, progress=False).sanity
     (entry,) = [p for p in (cache / "sanity").iterdir() if not p.name.startswith(".")]
-    (entry / "reference.json").write_text('{"perplexity": 1e-9, "tokens": 1}\n')  # tampered: hash no longer matches
+    data = json.loads((entry / "reference.json").read_text())
+    (entry / "reference.json").write_text(json.dumps({**data, "perplexity": 1e-9}) + "\n")  # tampered: hash no longer matches
     again = make_repo(tmp_path / "b", trained_tiny_llama_dir, method="rtn", bits=3, group_size=32)
     sanity = produce_artifact(again, prepare_baseline(again, tmp_path / "b", cache), tmp_path / "b", cache,
                               progress=False).sanity

@@ -128,6 +128,25 @@ def test_backend_exception_mid_way_blocks_and_caches_nothing(
     assert [p.name for p in (tmp_path / "cache" / "artifacts").iterdir() if not p.name.endswith(".lock")] == []
 
 
+def test_failing_artifact_write_blocks_and_caches_nothing(
+    tmp_path: Path, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weights are written on a worker thread while the sanity check runs; a failure there
+    (disk full) is still the build's failure."""
+    import safetensors.torch
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    loaded = make_repo(tmp_path, tiny_llama_dir)
+    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
+    with pytest.raises(BackendError) as info:
+        produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
+    assert info.value.message == "rtn quantization failed: OSError: [Errno 28] No space left on device"
+    assert [p.name for p in (tmp_path / "cache" / "artifacts").iterdir() if not p.name.endswith(".lock")] == []
+
+
 def test_out_of_memory_is_named(tmp_path: Path, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import gate.quantize.rtn as rtn
 
