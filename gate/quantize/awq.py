@@ -8,7 +8,7 @@ each measured with torch 2.13 CPU + transformers 5.23:
   CPU tensor returns the same storage, then searches scales by mutating weights in place: the
   "restored" weights are corrupted and the model is silently broken (SmolLM2-135M perplexity
   20 -> 315,655). ``SafeAwqQuantizer`` snapshots clones instead. The gate's post-quantization
-  sanity check (``sanity.py``) would also catch it.
+  sanity check (``sanity.py``) also catches it: the slow example test runs the unpatched quantizer.
 - Calibration is passed as token ids truncated to ``max_seq_len`` (autoawq silently drops longer
   texts, and fails with an empty ``torch.cat`` when the concatenation is shorter than
   ``max_seq_len``; ``validate_calibration`` refuses that before starting).
