@@ -17,8 +17,9 @@ and of the bare call (imports and first-call costs are paid by neither measureme
 
 The three cold measurements alternate, ``--repeats`` times (default 7: on two shared cores single
 runs of the int8 call spread by +-30%; AWQ defaults to 1, it takes minutes); the medians are
-reported. For int8 the gate's ``model.safetensors`` is also compared byte for byte with the bare
-call's (``same_weights_as_bare``): same parameters, same work. Overhead = median gate_cold / median bare - 1. Because run-to-run
+reported. For int8 the gate's weights are also compared tensor for tensor with the bare call's
+(``same_weights_as_bare``): same parameters, same work. Overhead = median gate_cold / median bare
+- 1. Because run-to-run
 noise can exceed the overhead of a long backend (AWQ), ``gate_own_seconds`` also reports the gate's
 own work directly: gate_cold minus the backend's quantize step inside it (``gate_own_over_bare``
 = that / median bare).

@@ -53,7 +53,7 @@ class SanityCheck(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     texts: int
-    """Texts the row was cut from."""
+    """Texts joined to make the row (the first ``TEXTS``; the row may end inside the first)."""
     tokens: int
     """Predicted tokens (row length - 1)."""
     baseline_perplexity: float
