@@ -14,13 +14,14 @@ import pytest
 from gate.cache import MANIFEST, ContentCache, write_manifest
 from gate.quantize import load_for_eval, prepare_baseline, produce_artifact
 from gate.quantize.sanity import MAX_TOKENS, perplexity, sanity_row
+from gate.quantize.sources import load_tokenizer
 from gate.weights.lockfile import build_lockfile
 from tests.quantize.helpers import make_repo
 from tests.tiny_models import corpus
 
 
 def test_the_row_is_the_first_texts_joined_and_cut_to_max_tokens(trained_tiny_llama_dir: Path) -> None:
-    _, tokenizer = load_for_eval(trained_tiny_llama_dir)
+    tokenizer = load_tokenizer(trained_tiny_llama_dir)
     short = ["Short one.", "Another short one.", corpus()[0], corpus()[1], corpus()[2]]
     row = sanity_row(tokenizer, short)
     assert row == tokenizer("Short one.\n\nAnother short one.\n\n" + corpus()[0] + "\n\n" + corpus()[1])["input_ids"][:MAX_TOKENS]
@@ -43,7 +44,7 @@ def test_perplexity_is_the_models_own_causal_lm_loss(trained_tiny_llama_dir: Pat
 def test_texts_without_two_tokens_are_refused(trained_tiny_llama_dir: Path) -> None:
     from gate.errors import BackendError
 
-    _, tokenizer = load_for_eval(trained_tiny_llama_dir)
+    tokenizer = load_tokenizer(trained_tiny_llama_dir)
     with pytest.raises(BackendError) as info:
         sanity_row(tokenizer, [""])
     assert info.value.message == "sanity check: the texts produced fewer than two tokens"
