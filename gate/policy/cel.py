@@ -160,12 +160,61 @@ def activation_for(spec_data: dict[str, Any], today: str) -> Any:
 def _probe_hint(source: str, message: str) -> str:
     match = re.match(r"no such key '([^']+)'", message)
     if match and not any(f".{name}." in source for name in FREE_FORM_MAPS):
-        known = _field_names(SAMPLE_SPEC)
-        guess = did_you_mean(match.group(1), known)
-        if guess:
-            return f"`{match.group(1)}` is not a spec field; did you mean `{guess}`?"
-        return f"`{match.group(1)}` is not a spec field (`gate schema` lists them)"
+        return _unknown_field_hint(source, match.group(1))
     return "CEL does not convert types: compare ints with ints (4) and doubles with doubles (4.0)"
+
+
+def _unknown_field_hint(source: str, key: str) -> str:
+    """Suggest a field of the object the expression reads ``key`` from, never ``key`` itself.
+
+    ``spec.metric`` fails because ``metric`` lives under ``spec.quality.metrics[]``, not under
+    ``spec``: the hint says where it lives instead of suggesting the same name back.
+    """
+    parent = _parent_path(source, key)
+    siblings = _fields_at(parent) if parent is not None else None
+    candidates = (siblings if siblings is not None else _field_names(SAMPLE_SPEC)) - {key}
+    guess = did_you_mean(key, candidates)
+    if guess:
+        return f"`{key}` is not a spec field; did you mean `{guess}`?"
+    homes = sorted(_paths_of(key, SAMPLE_SPEC, "spec"))
+    if homes:
+        where = f"`{parent}`" if parent is not None else "there"
+        return f"`{key}` is not a field of {where}; it is {' or '.join(f'`{h}`' for h in homes)}"
+    return f"`{key}` is not a spec field (`gate schema` lists them)"
+
+
+def _parent_path(source: str, key: str) -> str | None:
+    """``spec.quality`` for ``spec.quality.metirc`` in ``source`` (list indices dropped); None if not a spec path."""
+    match = re.search(r"\bspec((?:\.\w+|\[[^\]]*\])*)\." + re.escape(key) + r"\b", source)
+    if match is None:
+        return None
+    return "spec" + re.sub(r"\[[^\]]*\]", "", match.group(1))
+
+
+def _fields_at(path: str) -> set[str] | None:
+    node: Any = SAMPLE_SPEC
+    for part in path.split(".")[1:]:
+        while isinstance(node, list) and node:
+            node = node[0]
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    while isinstance(node, list) and node:
+        node = node[0]
+    return set(node) if isinstance(node, dict) else None
+
+
+def _paths_of(key: str, data: Any, prefix: str) -> set[str]:
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for name, value in data.items():
+            if name == key:
+                found.add(f"{prefix}.{name}")
+            found |= _paths_of(key, value, f"{prefix}.{name}")
+    elif isinstance(data, list):
+        for item in data:
+            found |= _paths_of(key, item, f"{prefix}[]")
+    return found
 
 
 def _field_names(data: Any) -> set[str]:
