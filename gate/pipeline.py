@@ -107,6 +107,7 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
         from gate.plan.memory import plan_for_spec
         from gate.policy.engine import load_policy_set, run_checks
         from gate.weights import scan_spec_weights
+        from gate.weights.calibration import inspect_calibration
         from gate.weights.interface import FileVerdict
 
         policies = policy_set if policy_set is not None else stage("policy-load", lambda: load_policy_set(options))
@@ -114,6 +115,7 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
         # The NaN/Inf value scan costs a full read of the weights: only when a policy enables QG511.
         scan_values = policies.resolve("QG511", loaded.spec.metadata).enabled
         weights = stage("weights", lambda: scan_spec_weights(loaded, options.repo_root, scan_values=scan_values))
+        calibration = stage("calibration", lambda: inspect_calibration(loaded, options.repo_root))
         if weights is not None and (weights.blocked_by_content or weights.with_verdict(FileVerdict.invalid)):
             # Never parse files the weight scan judged unsafe or invalid; its findings say why.
             plan = None
@@ -131,6 +133,7 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
             repo_root=options.repo_root,
             weights=weights,
             plan=plan,
+            calibration=calibration,
         )
         outcome.facts = facts
         evaluation = stage("policy", lambda: run_checks(facts, policies))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from gate.commands.schema import render_schema
 from gate.errors import BackendError, BlockedError, InputError, SpecError
 from gate.result import RESULT_SCHEMA_VERSION, GateResult
 from gate.spec.loader import expand_spec_paths
+from tests.numpy_checkpoints import bert_dir, llama_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VALID = REPO_ROOT / "tests" / "spec" / "valid"
@@ -222,3 +224,57 @@ def test_gate_console_script_runs(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["error"] == (
         "no-such.yaml: file not found\n  Hint: check the path (relative paths are resolved from the current directory)"
     )
+
+
+# -- gate check refuses, before any GPU time, what the run would only find out on the runner ------------------
+def _static_findings(spec: Path, repo: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[tuple[str, str]]]:
+    code, (result,) = _check_json([str(spec), "--repo-root", str(repo)], capsys)
+    return code, [(f["rule_id"], f["message"]) for f in result["findings"] if f["severity"] == "deny"]
+
+
+def test_check_verifies_the_calibration_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.evaluate.repo import make_repo, spec_text
+
+    repo = tmp_path / "repo"
+    spec = make_repo(repo, llama_dir(tmp_path / "llama"), spec_text())
+    assert _static_findings(spec, repo, capsys) == (0, [])
+    calibration = repo / "data" / "calibration.jsonl"
+    recorded = hashlib.sha256(calibration.read_bytes()).hexdigest()
+    with calibration.open("a", encoding="utf-8") as handle:
+        handle.write('{"text": "one more sample, added after review"}\n')
+    edited = hashlib.sha256(calibration.read_bytes()).hexdigest()
+    assert _static_findings(spec, repo, capsys) == (1, [
+        ("QG306", f"calibration.sha256: data/calibration.jsonl has sha256 {edited}, the spec records {recorded}"),
+    ])
+    calibration.unlink()
+    assert _static_findings(spec, repo, capsys) == (1, [
+        ("QG305", "calibration.source: data/calibration.jsonl does not exist"),
+    ])
+
+
+def test_check_refuses_a_model_it_cannot_judge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.evaluate.repo import make_repo, spec_text
+
+    repo = tmp_path / "repo"
+    spec = make_repo(repo, bert_dir(tmp_path / "bert"), spec_text())
+    code, findings = _static_findings(spec, repo, capsys)
+    assert code == 1
+    assert findings == [
+        ("QG606", "model: BertModel has no causal-LM head (config.json `architectures`); the gate can only judge "
+                  "causal language models"),
+        ("QG607", "model: the plan finds 0 quantizable parameters in 9,216 (BertModel): no linear layer sits inside "
+                  "a decoder block"),
+    ]
+
+
+def test_check_flags_scaffolded_placeholders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.evaluate.repo import make_repo, spec_text
+
+    repo = tmp_path / "repo"
+    text = spec_text().replace("owner: team-tests", "owner: TODO-owner")
+    text = text.replace("  source: data/calibration.jsonl\n", '  source: "TODO(owner): path/to/production-sample.jsonl"\n')
+    spec = make_repo(repo, llama_dir(tmp_path / "llama"), text)
+    assert _static_findings(spec, repo, capsys) == (1, [
+        ("QG307", "metadata.owner: 'TODO-owner' is a placeholder"),
+        ("QG307", "calibration.source: 'TODO(owner): path/to/production-sample.jsonl' is a placeholder"),
+    ])

@@ -7,7 +7,6 @@ answers come from ``ask`` (a terminal prompt) when one is given, else they are u
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from gate.plan.checkpoint import Checkpoint, read_gguf, read_model_dir
 from gate.plan.memory import DEFAULT_CONTEXT, MemoryPlan, build_plan
 from gate.spec.models import NAME, ConstraintKind, Metadata, Tier
 from gate.suggest import unknown_choice_message
+from gate.weights.lockfile import sha256_file
 
 Ask = Callable[[str, Sequence[str] | None, str | None], str]
 """``ask(question, choices, default) -> answer``: an interactive prompt."""
@@ -106,6 +106,15 @@ def read_model(model: Path, root: Path) -> tuple[Checkpoint, str, str]:
     return read_model_dir(model, rel), "path", rel
 
 
+def _judgeable(ckpt: Checkpoint, source_rel: str) -> None:
+    """Refuse, before recommending a method or a KV cache, a model class the gate cannot judge (QG606)."""
+    from gate.policy.rules.qg606_causal_lm import HINT, has_causal_lm_head, not_causal_message
+
+    if not has_causal_lm_head(ckpt.shape.architecture):
+        raise InputError(f"{source_rel}: {not_causal_message(ckpt.shape.architecture)}; `gate init` recommends nothing "
+                         "for it", hint=HINT)
+
+
 def _policy(root: Path) -> tuple[HardwareCatalog, object]:
     """The repository's policy set and the catalog its ``hardware:`` entries extend."""
     from gate.pipeline import StaticOptions
@@ -119,6 +128,7 @@ def init_spec(request: InitRequest, ask: Ask | None = None) -> InitOutcome:
     """Write the spec (and the baseline's lockfile); return what was written and why."""
     root = request.repo_root.resolve()
     ckpt, source_key, source_rel = read_model(request.model, root)
+    _judgeable(ckpt, source_rel)
     name = _answer(request.name, "--name", "Model name (lowercase, digits, . _ -)", ask)
     if not NAME.match(name):
         raise InputError(f"--name: {name!r} is not a valid name", hint="use 1-64 lowercase letters, digits, '.', '_' or '-'")
@@ -150,6 +160,11 @@ def init_spec(request: InitRequest, ask: Ask | None = None) -> InitOutcome:
         context=context, batch=batch, target_hardware=hardware.name, target_memory_gb=memory_gb,
         target_memory_source="constraint", device_kind=hardware.kind,
     )
+    if plan.quantized_parameters == 0:
+        from gate.policy.rules.qg607_quantizable import HINT, nothing_quantizable_message
+
+        raise InputError(f"{source_rel}: {nothing_quantizable_message(plan.parameters, plan.architecture)}; "
+                         "`gate init` recommends nothing for it", hint=HINT)
 
     calibration = request.calibration
     if calibration is None and ask is not None:
@@ -161,7 +176,7 @@ def init_spec(request: InitRequest, ask: Ask | None = None) -> InitOutcome:
         if not cal_path.is_file():
             raise InputError(f"--calibration: {calibration}: no such file", hint="pass a JSONL file inside the repository")
         calibration = _inside(cal_path, root, "calibration file")
-        cal_sha = hashlib.sha256(cal_path.read_bytes()).hexdigest()
+        cal_sha = sha256_file(cal_path)
 
     spec_path = request.out or root / "models" / f"{name}.yaml"
     lock_path = request.lockfile or root / "models" / "locks" / f"{name}.lock.json"

@@ -12,6 +12,7 @@ from gate.spec.loader import LoadedSpec
 if TYPE_CHECKING:
     from gate.plan.catalog import HardwareCatalog
     from gate.plan.memory import MemoryPlan
+    from gate.weights.calibration import CalibrationFile
     from gate.weights.interface import WeightScan
 
 
@@ -25,3 +26,5 @@ class Facts:
     """Set by the weights stage (None when it did not run, e.g. a hub model not yet fetched)."""
     plan: MemoryPlan | None = None
     """Set by the plan stage."""
+    calibration: CalibrationFile | None = None
+    """Set by the calibration stage (None when it did not run or the spec has no calibration)."""

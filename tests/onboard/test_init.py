@@ -270,3 +270,40 @@ def test_org_policy_scoped_by_tier_and_its_hardware(repo: Path) -> None:
     assert q is not None and (q.method, q.format) == ("int8", "int8-weight-only")  # the only kernels acme-npu has
     assert spec.constraint is not None and spec.constraint.target.memory_gb == 32
     assert "Tolerances are the loosest the policies (" in (repo / "models/tiny.yaml").read_text()
+
+
+def _init_model(repo: Path, model: Path) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["init", str(model), "--repo-root", str(repo), "--no-input", "--name", "enc", "--constraint",
+                     "memory", "--target", "nvidia-l4"])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_model_without_a_causal_lm_head_gets_no_recommendation(tmp_path: Path) -> None:
+    from tests.numpy_checkpoints import bert_dir
+
+    code, out, err = _init_model(tmp_path, bert_dir(tmp_path / "weights" / "encoder"))
+    assert (code, out) == (2, "")
+    assert err == ("gate: error: weights/encoder: BertModel has no causal-LM head (config.json `architectures`); the "
+                   "gate can only judge causal language models; `gate init` recommends nothing for it\n"
+                   "  Hint: gate a causal LM (a *ForCausalLM checkpoint); if this one is, name its class in config.json "
+                   "`architectures`\n")
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_model_with_nothing_to_quantize_gets_no_recommendation(tmp_path: Path) -> None:
+    from tests.numpy_checkpoints import numpy_checkpoint
+
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": 1,
+              "num_attention_heads": 2, "hidden_size": 32, "max_position_embeddings": 512}
+    model = numpy_checkpoint(tmp_path / "weights" / "flat", config, {"embed.weight": (64, 32), "head.weight": (64, 32)})
+    code, out, err = _init_model(tmp_path, model)
+    assert (code, out) == (2, "")
+    assert err == ("gate: error: weights/flat: the plan finds 0 quantizable parameters in 4,096 (LlamaForCausalLM): no "
+                   "linear layer sits inside a decoder block; `gate init` recommends nothing for it\n"
+                   "  Hint: gate a decoder-only causal LM whose blocks are named layers.N / h.N / blocks.N\n")
+    assert not (tmp_path / "models").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -38,6 +39,11 @@ def repo(tmp_path: Path) -> Path:
     write_policies(root / "policies", org="rules:\n  - {rule: QG304, params: {max_age_days: 90}}\n")
     (root / "models").mkdir()
     shutil.copy(HERE / "base_spec.yaml", root / "models" / "case.yaml")
+    calibration = root / "data" / "calibration" / "case.jsonl"  # QG305/QG306 read it
+    calibration.parent.mkdir(parents=True)
+    calibration.write_text('{"text": "a calibration sample"}\n', encoding="utf-8")
+    digest = hashlib.sha256(calibration.read_bytes()).hexdigest()
+    (root / "models" / "case.yaml").write_text((HERE / "base_spec.yaml").read_text().replace("a" * 64, digest))
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "base")
     _git(root, "checkout", "-q", "-b", "pr")

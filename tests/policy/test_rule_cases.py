@@ -14,6 +14,7 @@ Rule-case format (one file per rule: ``tests/policy/cases/<RULE_ID>.yaml``)::
         facts:                             # optional facts from earlier stages
           weights: {...}                   #   gate.weights.interface.WeightScan JSON
           plan: {...}                      #   gate.plan.memory.MemoryPlan JSON
+          calibration: {...}               #   gate.weights.calibration.CalibrationFile fields
         params: {...}                      # optional rule parameters (merged onto the defaults)
         today: 2026-11-23                  # optional; default TODAY below
 
@@ -84,8 +85,14 @@ def _facts(case: dict[str, Any]) -> Facts:
         from gate.plan.memory import MemoryPlan
 
         plan = MemoryPlan.model_validate(raw["plan"])
+    calibration = None
+    if "calibration" in raw:
+        from gate.weights.calibration import CalibrationFile
+
+        calibration = CalibrationFile(**raw["calibration"])
     today = case.get("today", TODAY)
-    return Facts(loaded=loaded, catalog=load_catalog(), today=today, repo_root=REPO_ROOT, weights=weights, plan=plan)
+    return Facts(loaded=loaded, catalog=load_catalog(), today=today, repo_root=REPO_ROOT, weights=weights, plan=plan,
+                 calibration=calibration)
 
 
 @pytest.mark.parametrize(("rule_id", "case"), _all_cases())
@@ -110,7 +117,7 @@ def test_rule_case(rule_id: str, case: dict[str, Any]) -> None:
 def test_base_spec_passes_every_rule_at_defaults() -> None:
     facts = _facts({"name": "base"})
     for rule_id, rule_cls in builtin_rules().items():
-        if rule_cls.stage in ("weights", "plan"):
+        if rule_cls.stage in ("weights", "plan", "calibration"):
             continue  # their facts are absent here; their own cases cover them
         found = [v.message for v in rule_cls().check(facts, rule_cls.params())]
         assert found == [], f"{rule_id} fails the base spec: {found}"
