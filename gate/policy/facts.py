@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from gate.spec.loader import LoadedSpec
 
 if TYPE_CHECKING:
+    from gate.evaluate.task_check import TaskScan
     from gate.plan.catalog import HardwareCatalog
     from gate.plan.memory import MemoryPlan
     from gate.weights.calibration import CalibrationFile
@@ -26,5 +27,7 @@ class Facts:
     """Set by the weights stage (None when it did not run, e.g. a hub model not yet fetched)."""
     plan: MemoryPlan | None = None
     """Set by the plan stage."""
+    tasks: TaskScan | None = None
+    """The repository tasks the spec evaluates, checked (None when the repository has no ``tasks/``)."""
     calibration: CalibrationFile | None = None
     """Set by the calibration stage (None when it did not run or the spec has no calibration)."""

@@ -36,6 +36,9 @@ class Violation:
     detail: dict[str, object] | None = None
     path: str | None = None
     """A file other than the spec (e.g. a weight file); overrides key_path's location."""
+    line: int | None = None
+    col: int | None = None
+    """Position in ``path`` (e.g. a task file's key)."""
 
 
 class Rule:

@@ -1,29 +1,42 @@
-"""The run registry: SQLite (stdlib), WAL mode, versioned migrations.
+"""The run registry on SQLAlchemy Core: a SQLite file (default) or a shared PostgreSQL server.
 
-Every ``gate run`` is one row in ``runs`` (plus its per-metric rows) written in one transaction,
-so a process killed mid-write leaves either the whole record or nothing. A database that is not
-SQLite, is corrupt, or has a newer schema than this gate knows is refused with a clear error and
-never rewritten.
+Every ``gate run`` is one row in ``runs`` plus its per-metric rows, written in one transaction, so
+a process killed mid-write leaves either the whole record or nothing, on either engine. Concurrent
+writers (many runners) lose nothing: SQLite serialises them with ``BEGIN IMMEDIATE`` and a busy
+timeout, PostgreSQL with its own MVCC and the unique ``run_uid``. The schema is versioned
+(``migrations.py``, append-only); a database that is not a registry, is corrupt, or has a newer
+schema than this gate knows is refused with a clear error and never rewritten.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gate.errors import InputError, SourceLocation
-from gate.registry.migrations import MIGRATIONS, SCHEMA_VERSION
+from gate.errors import InputError
+from gate.registry.engine import (
+    DEFAULT_DB,
+    RegistryError,
+    RegistryTarget,
+    RegistryUnavailable,
+    create,
+    insert_new,
+    parse_target,
+    translate,
+)
 from gate.result import GateResult
 
-DEFAULT_DB = Path(".gate") / "registry.db"
-BUSY_TIMEOUT_MS = 60_000
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine, RowMapping
+
+__all__ = ["DEFAULT_DB", "RUN_COLUMNS", "Incident", "Registry", "RegistryError", "RegistryUnavailable", "RunRecord",
+           "RunSummary", "run_row"]
 
 RUN_COLUMNS = (
     "run_uid",
@@ -53,10 +66,10 @@ RUN_COLUMNS = (
     "runtime_json",
     "result_json",
 )
-
-
-class RegistryError(InputError):
-    """The registry database cannot be used as it is (exit 2); it is never overwritten."""
+METRIC_COLUMNS = ("task", "metric", "baseline", "quantized", "difference", "ci_low", "ci_high", "tolerance",
+                  "tolerance_form", "outcome", "n")
+MIGRATION_LOCK = 0x7167_7265_6769  # pg_advisory_xact_lock key: one migrator at a time fleet-wide
+IMPORT_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,18 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """The columns adoption metrics need (no result JSON: ``gate stats`` reads every run)."""
+
+    id: int
+    model: str
+    recorded_at: str
+    verdict: str
+    traffic_share: float | None
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
 class Incident:
     id: int
     model: str
@@ -112,130 +137,145 @@ class Incident:
 
 
 class Registry:
-    """A handle on one registry database. Cheap to create; opens a connection per operation."""
+    """A handle on one registry (path or URL). Cheap to create; connects per operation."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, location: str | Path | RegistryTarget | None = None) -> None:
+        self.target = location if isinstance(location, RegistryTarget) else parse_target(location)
+        self.path = self.target.path
+        self._engine: Engine | None = None
         self._checked = False
 
+    @property
+    def shown(self) -> str:
+        """The path, or the URL with its password masked."""
+        return self.target.shown
+
     # -- connection and schema -------------------------------------------------------------
+    def _get_engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create(self.target)
+        return self._engine
+
     @contextmanager
-    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        if not write and not self.path.exists():
-            raise RegistryError(
-                "registry database not found",
-                hint="run `gate run` first, or pass --registry PATH",
-                location=SourceLocation(str(self.path)),
-            )
-        if write:
+    def _connect(self, *, write: bool) -> Iterator[Connection]:
+        """A connection inside one transaction (committed on success, rolled back otherwise)."""
+        from sqlalchemy.exc import DBAPIError
+
+        if self.path is not None and not write and not self.path.exists():
+            raise RegistryError("registry database not found",
+                                hint="run `gate run` first, or pass --registry PATH", location=self.target.location)
+        if self.path is not None and write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise self._unusable(exc) from None
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            if not self._checked:
-                self._prepare(conn, write=write)
-                self._checked = True
-            yield conn
-        except sqlite3.DatabaseError as exc:
-            raise self._unusable(exc) from None
-        finally:
-            conn.close()
+            with self._get_engine().connect() as raw:
+                if not self._checked:
+                    self._prepare(raw, write=write)
+                    self._checked = True
+                conn = raw.execution_options(write=write)
+                with conn.begin():
+                    yield conn
+        except DBAPIError as exc:
+            raise translate(exc, self.target) from None
 
-    def _unusable(self, exc: sqlite3.Error) -> RegistryError:
-        return RegistryError(
-            f"registry database is unusable: {exc}",
-            hint="restore it from a backup or `gate registry export` copy; the gate never overwrites it",
-            location=SourceLocation(str(self.path)),
-        )
+    def _version(self, conn: Connection) -> int:
+        from sqlalchemy import text
 
-    def _prepare(self, conn: sqlite3.Connection, *, write: bool) -> None:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        from gate.registry.schema import VERSION_TABLE
+
+        if self.target.engine == "sqlite":
+            version = int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
+            if version == 0 and conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one():
+                raise RegistryError("file is a SQLite database but not a quant-gate registry",
+                                    hint="pass a different --registry path; the file was left untouched",
+                                    location=self.target.location)
+            return version
+        if conn.execute(text(f"SELECT to_regclass('{VERSION_TABLE}')")).scalar_one() is None:
+            if conn.execute(text("SELECT to_regclass('runs')")).scalar_one() is not None:
+                raise RegistryError("database has a `runs` table but no quant-gate schema version",
+                                    hint="point the registry URL at a database (or schema) of its own; "
+                                         "nothing was changed", location=self.target.location)
+            return 0
+        value = conn.execute(text(f"SELECT max(version) FROM {VERSION_TABLE}")).scalar_one()
+        return int(value or 0)
+
+    def _prepare(self, conn: Connection, *, write: bool) -> None:
+        from gate.registry.migrations import MIGRATIONS, SCHEMA_VERSION
+
+        version = self._version(conn)
+        conn.rollback()  # end the implicit read transaction before migrating
         if version > SCHEMA_VERSION:
             raise RegistryError(
                 f"registry schema version {version} is newer than this gate supports ({SCHEMA_VERSION})",
-                hint="upgrade quant-gate; the database was left untouched",
-                location=SourceLocation(str(self.path)),
-            )
-        if version == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables:
-                raise RegistryError(
-                    "file is a SQLite database but not a quant-gate registry",
-                    hint="pass a different --registry path; the file was left untouched",
-                    location=SourceLocation(str(self.path)),
-                )
-        if version < SCHEMA_VERSION:
-            if not write:
-                raise RegistryError(
-                    f"registry schema version {version} is older than this gate's ({SCHEMA_VERSION})",
-                    hint="run any writing command (e.g. `gate registry migrate`) to upgrade it",
-                    location=SourceLocation(str(self.path)),
-                )
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Re-read under the write lock: another process may have migrated meanwhile.
-                current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                for target, script in MIGRATIONS:
-                    if target > current:
-                        for statement in script:
-                            conn.execute(statement)
-                        conn.execute(f"PRAGMA user_version = {target}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                hint="upgrade quant-gate; the database was left untouched", location=self.target.location)
+        if version == SCHEMA_VERSION:
+            return
+        if not write:
+            if version == 0 and self.target.engine == "postgresql":
+                raise RegistryError("registry database has no quant-gate schema yet",
+                                    hint="run `gate registry migrate` (or any `gate run`) to create it",
+                                    location=self.target.location)
+            raise RegistryError(
+                f"registry schema version {version} is older than this gate's ({SCHEMA_VERSION})",
+                hint="run any writing command (e.g. `gate registry migrate`) to upgrade it",
+                location=self.target.location)
+        from sqlalchemy import text
+
+        from gate.registry.schema import VERSION_TABLE
+
+        if self.target.engine == "sqlite":
+            # Outside any transaction (SQLite refuses it inside one): straight on the driver.
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.execute("PRAGMA journal_mode = WAL")
+        with conn.execution_options(write=True).begin():
+            if self.target.engine == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                conn.execute(text(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)"))
+            # Re-read under the lock: another runner may have migrated meanwhile.
+            current = self._version(conn)
+            for target, migration in MIGRATIONS:
+                if target > current:
+                    migration(conn)
+            if self.target.engine == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            else:
+                conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
+                conn.execute(text(f"INSERT INTO {VERSION_TABLE} (version) VALUES (:v)"), {"v": SCHEMA_VERSION})
 
     def migrate(self) -> int:
         """Create or upgrade the schema; return the schema version."""
         with self._connect(write=True) as conn:
-            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+            return self._version(conn)
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
 
     # -- writing ---------------------------------------------------------------------------
     def record(self, result: GateResult, *, git_commit: str | None = None, run_uid: str | None = None) -> int:
         """Store one run and its metrics atomically; return the run id."""
-        row = run_row(result, git_commit=git_commit, run_uid=run_uid)
-        metrics = [
-            (m.task, m.metric, m.baseline, m.quantized, m.difference, m.ci_low, m.ci_high, m.tolerance,
-             m.tolerance_form, m.outcome.value, m.n)
-            for m in result.metrics
-        ]
-        return self._insert(row, metrics)
+        return self.record_row(run_row(result, git_commit=git_commit, run_uid=run_uid))
 
-    def _insert(self, row: dict[str, Any], metrics: Sequence[tuple[Any, ...]]) -> int:
+    def record_row(self, row: dict[str, Any]) -> int:
+        """Store one ``run_row`` atomically (idempotent by ``run_uid``); return its run id."""
         with self._connect(write=True) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = conn.execute(
-                    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' for _ in RUN_COLUMNS)})",
-                    [row[c] for c in RUN_COLUMNS],
-                )
-                run_id = int(cursor.lastrowid or 0)
-                conn.executemany(
-                    "INSERT INTO metrics (run_id, task, metric, baseline, quantized, difference, ci_low, ci_high,"
-                    " tolerance, tolerance_form, outcome, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, *m) for m in metrics],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return run_id
+            ids = _insert_runs(conn, self.target.engine, [row])
+            if row["run_uid"] in ids:
+                return ids[row["run_uid"]]
+            from gate.registry.schema import runs
+
+            return int(conn.execute(runs.select().with_only_columns(runs.c.id)
+                                    .where(runs.c.run_uid == row["run_uid"])).scalar_one())
 
     def add_incident(self, model: str, note: str, *, run_id: int | None = None) -> int:
+        from gate.registry.schema import incidents
+
         if not note.strip():
             raise InputError("incident note is empty", hint="describe what reached production, e.g. --note '...'")
         with self._connect(write=True) as conn:
-            cursor = conn.execute(
-                "INSERT INTO incidents (model, recorded_at, note, run_id) VALUES (?, ?, ?, ?)",
-                (model, _now(), note.strip(), run_id),
-            )
-            return int(cursor.lastrowid or 0)
+            return int(conn.execute(incidents.insert().returning(incidents.c.id),
+                                    {"model": model, "recorded_at": now(), "note": note.strip(),
+                                     "run_id": run_id}).scalar_one())
 
     # -- reading ---------------------------------------------------------------------------
     def list_runs(
@@ -247,105 +287,139 @@ class Registry:
         limit: int | None = 50,
     ) -> list[RunRecord]:
         """Newest first. ``since`` is an ISO date or timestamp (inclusive)."""
-        clauses: list[str] = []
-        params: list[Any] = []
+        from gate.registry.schema import runs
+
+        query = runs.select()
         if model:
-            clauses.append("model = ?")
-            params.append(model)
+            query = query.where(runs.c.model == model)
         if verdict:
-            clauses.append("verdict = ?")
-            params.append(verdict)
+            query = query.where(runs.c.verdict == verdict)
         if since:
-            clauses.append("recorded_at >= ?")
-            params.append(since)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        tail = " LIMIT ?" if limit is not None else ""
+            query = query.where(runs.c.recorded_at >= since)
+        query = query.order_by(runs.c.recorded_at.desc(), runs.c.id.desc())
         if limit is not None:
-            params.append(limit)
+            query = query.limit(limit)
         with self._connect(write=False) as conn:
-            rows = conn.execute(
-                f"SELECT * FROM runs {where} ORDER BY recorded_at DESC, id DESC{tail}", params
-            ).fetchall()
-        return [_record(r) for r in rows]
+            return [_record(r) for r in conn.execute(query).mappings()]
 
     def get(self, run_id: int) -> RunRecord:
+        from gate.registry.schema import runs
+
         with self._connect(write=False) as conn:
-            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(runs.select().where(runs.c.id == run_id)).mappings().first()
         if row is None:
             raise InputError(f"no run with id {run_id}", hint="`gate registry list` shows the ids")
         return _record(row)
 
     def latest_per_model(self) -> list[RunRecord]:
         """The newest run of every model."""
+        from sqlalchemy import func, select
+
+        from gate.registry.schema import runs
+
+        latest = select(func.max(runs.c.id).label("id")).group_by(runs.c.model).subquery()
+        query = runs.select().join(latest, runs.c.id == latest.c.id).order_by(runs.c.model)
         with self._connect(write=False) as conn:
-            rows = conn.execute(
-                "SELECT r.* FROM runs r JOIN (SELECT model, max(id) AS id FROM runs GROUP BY model) l ON r.id = l.id"
-                " ORDER BY r.model"
-            ).fetchall()
-        return [_record(r) for r in rows]
+            return [_record(r) for r in conn.execute(query).mappings()]
 
     def all_runs_ascending(self) -> list[RunRecord]:
+        from gate.registry.schema import runs
+
         with self._connect(write=False) as conn:
-            rows = conn.execute("SELECT * FROM runs ORDER BY recorded_at, id").fetchall()
-        return [_record(r) for r in rows]
+            return [_record(r) for r in conn.execute(runs.select().order_by(runs.c.recorded_at, runs.c.id)).mappings()]
+
+    def run_summaries(self) -> list[RunSummary]:
+        """Every run, oldest first, without its result JSON."""
+        from sqlalchemy import select
+
+        from gate.registry.schema import runs
+
+        query = select(runs.c.id, runs.c.model, runs.c.recorded_at, runs.c.verdict, runs.c.traffic_share,
+                       runs.c.duration_s).order_by(runs.c.recorded_at, runs.c.id)
+        with self._connect(write=False) as conn:
+            return [RunSummary(*row) for row in conn.execute(query)]
 
     def incidents(self, model: str | None = None) -> list[Incident]:
+        from gate.registry.schema import incidents
+
+        query = incidents.select().order_by(incidents.c.id)
+        if model:
+            query = query.where(incidents.c.model == model)
         with self._connect(write=False) as conn:
-            if model:
-                rows = conn.execute("SELECT * FROM incidents WHERE model = ? ORDER BY id", (model,)).fetchall()
-            else:
-                rows = conn.execute("SELECT * FROM incidents ORDER BY id").fetchall()
-        return [Incident(r["id"], r["model"], r["recorded_at"], r["note"], r["run_id"]) for r in rows]
+            return [Incident(r["id"], r["model"], r["recorded_at"], r["note"], r["run_id"])
+                    for r in conn.execute(query).mappings()]
 
     def count(self) -> int:
+        from sqlalchemy import func, select
+
+        from gate.registry.schema import runs
+
         with self._connect(write=False) as conn:
-            return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+            return int(conn.execute(select(func.count()).select_from(runs)).scalar_one())
+
+    def incomplete_runs(self) -> int:
+        """Runs whose metric rows do not match their result JSON (0 unless a write was torn)."""
+        from gate.registry.schema import metrics, runs
+
+        counts: dict[int, int] = {}
+        with self._connect(write=False) as conn:
+            for (run_id,) in conn.execute(metrics.select().with_only_columns(metrics.c.run_id)):
+                counts[run_id] = counts.get(run_id, 0) + 1
+            bad = 0
+            for run_id, result_json in conn.execute(runs.select().with_only_columns(runs.c.id, runs.c.result_json)):
+                bad += len(json.loads(result_json).get("metrics", [])) != counts.get(run_id, 0)
+        return bad
 
     def integrity(self) -> str:
+        """SQLite's ``integrity_check``; on PostgreSQL, ``ok`` when no run is incomplete."""
+        if self.target.engine == "postgresql":
+            return "ok" if self.incomplete_runs() == 0 else "incomplete runs"
         with self._connect(write=False) as conn:
-            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+            return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar_one())
 
     # -- import ----------------------------------------------------------------------------
     def import_rows(self, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
-        """Insert exported rows; rows whose ``run_uid`` already exists are skipped.
-        Returns (imported, skipped)."""
-        imported = skipped = 0
+        """Insert exported rows in one transaction; rows whose ``run_uid`` already exists are
+        skipped. Returns (imported, skipped)."""
+        imported = 0
         with self._connect(write=True) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for row in rows:
-                    exists = conn.execute("SELECT 1 FROM runs WHERE run_uid = ?", (row["run_uid"],)).fetchone()
-                    if exists:
-                        skipped += 1
-                        continue
-                    cursor = conn.execute(
-                        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' for _ in RUN_COLUMNS)})",
-                        [row.get(c) for c in RUN_COLUMNS],
-                    )
-                    run_id = int(cursor.lastrowid or 0)
-                    result = json.loads(row["result_json"])
-                    conn.executemany(
-                        "INSERT INTO metrics (run_id, task, metric, baseline, quantized, difference, ci_low, ci_high,"
-                        " tolerance, tolerance_form, outcome, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (run_id, m["task"], m["metric"], m["baseline"], m["quantized"], m["difference"],
-                             m["ci_low"], m["ci_high"], m["tolerance"], m["tolerance_form"], m["outcome"], m["n"])
-                            for m in result.get("metrics", [])
-                        ],
-                    )
-                    imported += 1
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return imported, skipped
+            for start in range(0, len(rows), IMPORT_CHUNK):
+                imported += len(_insert_runs(conn, self.target.engine, rows[start:start + IMPORT_CHUNK]))
+        return imported, len(rows) - imported
 
 
-def _now() -> str:
+def _insert_runs(conn: Connection, engine: str, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert runs (skipping ``run_uid``s already present) and their metric rows, in the caller's
+    transaction. Returns run_uid -> id of the inserted ones."""
+    from gate.registry.schema import metrics, runs
+
+    seen: set[str] = set()
+    values = []
+    for row in rows:
+        if row["run_uid"] not in seen:  # a duplicate inside one batch counts as skipped
+            seen.add(row["run_uid"])
+            values.append({c: row.get(c) for c in RUN_COLUMNS})
+    if not values:
+        return {}
+    statement = insert_new(engine, runs, "run_uid").returning(runs.c.id, runs.c.run_uid)
+    ids = {uid: int(run_id) for run_id, uid in conn.execute(statement, values)}
+    metric_rows = []
+    for value in values:
+        run_id = ids.get(value["run_uid"])
+        if run_id is None:
+            continue
+        for m in json.loads(str(value["result_json"])).get("metrics", []):
+            metric_rows.append({"run_id": run_id, **{c: m.get(c) for c in METRIC_COLUMNS}})
+    if metric_rows:
+        conn.execute(metrics.insert(), metric_rows)
+    return ids
+
+
+def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _record(row: sqlite3.Row) -> RunRecord:
+def _record(row: RowMapping) -> RunRecord:
     return RunRecord(**{k: row[k] for k in ("id", *RUN_COLUMNS)})
 
 
@@ -379,7 +453,7 @@ def run_row(result: GateResult, *, git_commit: str | None = None, run_uid: str |
     spec = result.spec
     return {
         "run_uid": run_uid or uuid.uuid4().hex,
-        "recorded_at": _now(),
+        "recorded_at": now(),
         "model": spec.name or spec.path,
         "spec_path": spec.path,
         "spec_sha256": spec.sha256,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import signal
 import sqlite3
@@ -20,10 +19,10 @@ from gate.result import Decision
 from tests.registry.factory import RUNTIME, make_result
 
 
-def test_record_and_read_back_configuration_log(tmp_path: Path) -> None:
-    db = tmp_path / "r.db"
-    run_id = record_run(make_result(), db_path=db, git_commit="1" * 40)
-    record = Registry(db).get(run_id)
+def test_record_and_read_back_configuration_log(registry_url: str) -> None:
+    run_id = record_run(make_result(), db_path=registry_url, git_commit="1" * 40)
+    registry = Registry(registry_url)
+    record = registry.get(run_id)
     assert (record.model, record.verdict, record.method, record.bits, record.group_size, record.format) == (
         "support-assistant", "pass", "awq", 4, 128, "awq-gemm")
     assert record.baseline_identity == "org/model@" + "0" * 40
@@ -35,13 +34,15 @@ def test_record_and_read_back_configuration_log(tmp_path: Path) -> None:
     assert record.duration_s == 300.0
     assert record.runtime == RUNTIME
     assert [m["metric"] for m in record.result["metrics"]] == ["acc", "word_perplexity"]
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[0] == 2
+    assert registry.incomplete_runs() == 0
+    if registry.path is not None:
+        with sqlite3.connect(registry.path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[0] == 2
 
 
-def test_list_filters_newest_first(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "r.db")
+def test_list_filters_newest_first(registry_url: str) -> None:
+    registry = Registry(registry_url)
     a = registry.record(make_result("alpha"))
     b = registry.record(make_result("beta", Decision.failed))
     c = registry.record(make_result("alpha", Decision.failed))
@@ -87,7 +88,7 @@ def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(RegistryError) as exc:
         Registry(db).record(make_result())
     assert str(exc.value) == (
-        f"{db}: registry schema version 99 is newer than this gate supports (1)\n"
+        f"{db}: registry schema version 99 is newer than this gate supports (2)\n"
         "  Hint: upgrade quant-gate; the database was left untouched"
     )
     assert db.read_bytes() == before
@@ -105,68 +106,68 @@ def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
     )
 
 
-def _writer(db: str, worker: int, count: int) -> None:
-    registry = Registry(Path(db))
-    for i in range(count):
-        registry.record(make_result(f"model-{worker}-{i}"))
-
-
-def test_concurrent_writers_lose_no_record(tmp_path: Path) -> None:
-    db = str(tmp_path / "r.db")
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(db, w, 15)) for w in range(6)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
-    registry = Registry(Path(db))
-    assert registry.count() == 90
-    assert len({r.model for r in registry.list_runs(limit=None)}) == 90
-    assert registry.integrity() == "ok"
-
-
 KILL_LOOP = """
 import sys
-from pathlib import Path
 from gate.registry import Registry
 from tests.registry.factory import make_result
-registry = Registry(Path(sys.argv[1]))
+registry = Registry(sys.argv[1])
 registry.migrate()
 print("ready", flush=True)
 i = 0
 while True:
-    registry.record(make_result(f"m{i}"))
+    registry.record(make_result(f"killed-{i}"))
     i += 1
 """
 
+WRITER = """
+import sys
+from gate.registry import Registry
+from tests.registry.factory import make_result
+registry = Registry(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    registry.record(make_result(f"model-{sys.argv[2]}-{i}"))
+"""
 
-def test_sigkill_mid_write_leaves_database_consistent(tmp_path: Path) -> None:
-    db = tmp_path / "r.db"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_LOOP, str(db)], stdout=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parents[2], text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    deadline = time.monotonic() + 60
-    registry = Registry(db)
-    while registry.count() < 25 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+
+def test_concurrent_writers_lose_nothing_and_a_killed_writer_leaves_no_half_record(registry_url: str) -> None:
+    """4 writer processes x 15 runs while a fifth writes in a loop and is SIGKILLed mid-run."""
+    root = Path(__file__).resolve().parents[2]
+    Registry(registry_url).migrate()
+    victim = subprocess.Popen([sys.executable, "-c", KILL_LOOP, registry_url], stdout=subprocess.PIPE, cwd=root,
+                              text=True, start_new_session=True)
+    writers = []
+    try:
+        assert victim.stdout is not None
+        assert victim.stdout.readline().strip() == "ready"
+        writers = [subprocess.Popen([sys.executable, "-c", WRITER, registry_url, str(w), "15"], cwd=root)
+                   for w in range(4)]
+        registry = Registry(registry_url)
+        deadline = time.monotonic() + 90
+        while registry.count() < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(victim.pid, signal.SIGKILL)  # mid-run: it writes continuously
+        victim.wait(30)
+        assert [w.wait(120) for w in writers] == [0, 0, 0, 0]
+    finally:
+        for proc in (victim, *writers):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    runs = registry.list_runs(limit=None)
+    models = [r.model for r in runs]
+    assert sorted(m for m in models if m.startswith("model-")) == sorted(
+        f"model-{w}-{i}" for w in range(4) for i in range(15))
+    killed = sorted(int(m.split("-")[1]) for m in models if m.startswith("killed-"))
+    assert killed == list(range(len(killed)))  # every run it committed is whole and none is missing between
+    assert len(models) == len(set(models)) == 60 + len(killed)
+    assert registry.incomplete_runs() == 0
     assert registry.integrity() == "ok"
-    with sqlite3.connect(db) as conn:
-        runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
-        orphans = conn.execute(
-            "SELECT count(*) FROM runs r WHERE (SELECT count(*) FROM metrics m WHERE m.run_id = r.id) != 2"
-        ).fetchone()[0]
-    assert runs >= 25
-    assert orphans == 0
     registry.record(make_result("after-kill"))
-    assert registry.count() == runs + 1
+    assert registry.count() == len(models) + 1
 
 
-def test_export_import_round_trip(tmp_path: Path) -> None:
-    source = Registry(tmp_path / "a.db")
+def test_export_import_round_trip(tmp_path: Path, registry_url: str) -> None:
+    source = Registry(registry_url)
     source.record(make_result("alpha"))
     source.record(make_result("beta", Decision.failed))
     export = tmp_path / "runs.jsonl"
@@ -193,8 +194,8 @@ def test_import_rejects_malformed_line_and_imports_nothing(tmp_path: Path) -> No
     )
 
 
-def test_diff_names_config_runtime_and_metric_changes(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "r.db")
+def test_diff_names_config_runtime_and_metric_changes(registry_url: str) -> None:
+    registry = Registry(registry_url)
     a = registry.record(make_result())
     b = registry.record(make_result(runtime={**RUNTIME, "torch": "2.14.1"}, drop=0.9, bits=8))
     changes = {(c.section, c.key): (c.before, c.after) for c in diff_runs(registry.get(a), registry.get(b))}
