@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 
 from gate.report import markdown
 from gate.report.interface import ReportContext
-from gate.report.summary import DECISION_LABEL, Level, plural, ranked_findings, verdict_needs_note
+from gate.report.safe import one_line, plain
+from gate.report.summary import DECISION_LABEL, Level, plural, ranked_findings, verdict_needs_note, waiver_text
 from gate.result import GateResult
 
 ANNOTATIONS_PER_LEVEL = 10
@@ -41,13 +42,14 @@ class Annotation:
     message: str
 
     def command(self) -> str:
-        props = [f"file={escape_property(self.file)}"]
+        """The workflow command; control characters are removed first (they would reach the log raw)."""
+        props = [f"file={escape_property(one_line(self.file))}"]
         if self.line is not None:
             props.append(f"line={self.line}")
             if self.col is not None:
                 props.append(f"col={self.col}")
-        props.append(f"title={escape_property(self.title)}")
-        return f"::{COMMAND[self.level]} {','.join(props)}::{escape_data(self.message)}"
+        props.append(f"title={escape_property(one_line(self.title))}")
+        return f"::{COMMAND[self.level]} {','.join(props)}::{escape_data(plain(self.message))}"
 
 
 def all_annotations(results: list[GateResult]) -> list[Annotation]:
@@ -57,8 +59,9 @@ def all_annotations(results: list[GateResult]) -> list[Annotation]:
         f = item.finding
         loc = f.location
         message = f.message + (f"\nHint: {f.hint}" if f.hint else "")
-        if f.waived and f.waiver is not None:
-            message += f"\nWaived until {f.waiver.expires} ({f.waiver.owner}): {f.waiver.reason}"
+        waiver = waiver_text(f, item.result)
+        if waiver:
+            message += "\n" + waiver[0].upper() + waiver[1:]
         out.append(Annotation(
             level=item.level,
             file=loc.path if loc else item.result.spec.path,
@@ -108,7 +111,11 @@ def omitted_line(omitted: dict[Level, int]) -> str | None:
 
 
 def render(results: list[GateResult], context: ReportContext | None = None) -> str:
-    """Workflow commands for the log: annotations, then a plain line counting those left out."""
+    """Workflow commands for the log: annotations, then a plain line counting those left out.
+
+    No line the gate prints may start a workflow command of its own: messages are escaped (a
+    newline in a message is ``%0A``) and stripped of control characters.
+    """
     shown, omitted = select_annotations(results)
     lines = [a.command() for a in shown]
     note = omitted_line(omitted)

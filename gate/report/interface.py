@@ -50,8 +50,8 @@ class ReportContext:
     """How many specs the plan selected (None when no plan was given)."""
     color: bool = False
     """Terminal only: emit ANSI colours."""
-    width: int = 110
-    """Terminal only: line width."""
+    width: int | None = None
+    """Terminal only: line width; None = the real terminal's (``terminal.terminal_width``)."""
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
     """Lines shown under the verdict (e.g. why GPU jobs were skipped)."""
 

@@ -3,7 +3,9 @@
 Checks are the pipeline stages, each rule that reported a finding, each metric comparison and the
 verdict. Blocking findings and exceeded tolerances are failures; inconclusive comparisons are
 failures of type ``inconclusive`` (they block under fail-closed); errors are errors; skipped
-stages are skipped. Warnings pass and carry their text in ``system-out``.
+stages are skipped. Warnings pass and carry their text in ``system-out``; waived findings add who
+waived them, until when and why. Control characters are removed (XML 1.0 cannot even carry most
+of them, and a CI log viewer would interpret the rest).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from gate.report.interface import ReportContext
-from gate.report.summary import DECISION_LABEL, Level, level_of, metric_drop, metric_tolerance, num
+from gate.report.safe import one_line, plain
+from gate.report.summary import DECISION_LABEL, Level, level_of, metric_drop, metric_tolerance, num, waiver_text
 from gate.result import Decision, GateResult
 
 
@@ -55,7 +58,8 @@ def cases_for(r: GateResult) -> list[Case]:
                 case.failure = (kind, message, f"{body}\n{text}")
         else:
             tag = "waived" if f.waived else ("audit" if f.mode == "audit" else f.severity.value)
-            case.output.append(f"{level.value} ({tag}): {text}")
+            waiver = waiver_text(f, r)
+            case.output.append(f"{level.value} ({tag}): {text}" + (f"\n  {waiver[0].upper()}{waiver[1:]}" if waiver else ""))
     for m in r.metrics:
         case = Case(name=f"metric {m.task} {m.metric}")
         detail = (
@@ -102,7 +106,7 @@ def render(results: list[GateResult], context: ReportContext | None = None) -> s
             "skipped": sum(1 for c in cases if c.skipped),
         }
         seconds = sum(c.seconds for c in cases)
-        attrs = {"name": r.spec.path, **{k: str(v) for k, v in counts.items()},
+        attrs = {"name": one_line(r.spec.path), **{k: str(v) for k, v in counts.items()},
                  "time": _seconds(seconds), "timestamp": r.started_at}
         suite = ET.SubElement(root, "testsuite", attrs)
         props = ET.SubElement(suite, "properties")
@@ -110,17 +114,18 @@ def render(results: list[GateResult], context: ReportContext | None = None) -> s
                            ("gate_version", r.gate_version), ("spec_sha256", r.spec.sha256),
                            ("rule_checks", r.checks)):
             if value is not None:
-                ET.SubElement(props, "property", name=key, value=str(value))
+                ET.SubElement(props, "property", name=key, value=one_line(value))
         for c in cases:
-            element = ET.SubElement(suite, "testcase", classname=r.spec.path, name=c.name, time=_seconds(c.seconds))
+            element = ET.SubElement(suite, "testcase", classname=one_line(r.spec.path), name=one_line(c.name),
+                                    time=_seconds(c.seconds))
             if c.failure:
-                ET.SubElement(element, "failure", type=c.failure[0], message=c.failure[1]).text = c.failure[2]
+                ET.SubElement(element, "failure", type=c.failure[0], message=one_line(c.failure[1])).text = plain(c.failure[2])
             if c.error:
-                ET.SubElement(element, "error", type=c.error[0], message=c.error[1]).text = c.error[2]
+                ET.SubElement(element, "error", type=c.error[0], message=one_line(c.error[1])).text = plain(c.error[2])
             if c.skipped:
-                ET.SubElement(element, "skipped", message=c.skipped)
+                ET.SubElement(element, "skipped", message=one_line(c.skipped))
             if c.output:
-                ET.SubElement(element, "system-out").text = "\n".join(c.output)
+                ET.SubElement(element, "system-out").text = plain("\n".join(c.output))
         for k in totals:
             totals[k] += counts[k]
         total_time += seconds

@@ -1,37 +1,34 @@
-"""Markdown report for the pull-request comment and the step summary.
+"""Markdown report for the pull-request comment and the step summary, written for a reviewer.
 
-Verdict first, then a table of specs, then one section per spec: findings linked to the spec line,
-metrics with confidence intervals, performance, a mermaid chart (GitHub renders it without image
-hosting) and collapsible details. The first line is a hidden marker so the workflow updates one
-sticky comment. Output stays under ``limit`` bytes: details go first, then whole spec sections,
-replaced by a pointer to the full report.
+Line 1 is a hidden marker (the workflow updates the one comment carrying it, by the gate's bot
+account); line 2, the heading, says the decision and the deciding reason in words. Then, per
+spec: the reason, plain warnings (a constraint the quantization defeats), ONE table of every
+criterion (task metrics, fidelity limits, performance and memory constraints) with baseline,
+candidate, change with its confidence interval, limit and outcome, a one-line gauge per interval
+against its limit, and the rest — findings, measurements, provenance, runtime, timings — folded
+under ``<details>``. Every string that comes from the pull request is escaped (``safe``): no
+mentions, links, images or HTML from a spec reach the comment. Output stays under ``limit``
+bytes: details go first, then whole spec sections, replaced by a pointer to the full report.
 """
 
 from __future__ import annotations
 
-import math
+from urllib.parse import quote
 
 from gate import __version__
+from gate.report.criteria import Criterion, Gauge, constraint_warnings, criteria, deciding_reason, fixed, sig
 from gate.report.interface import ReportContext
+from gate.report.safe import code_span, markdown_text, one_line
 from gate.report.summary import (
     DECISION_LABEL,
-    Comparison,
     Level,
     configuration_log,
-    flatten,
-    label_of,
-    level_counts,
     level_of,
-    memory_comparison,
-    metric_drop,
-    metric_tolerance,
-    num,
     overall_decision,
     plural,
     ranked_findings,
-    split_section,
     summary_line,
-    with_unit,
+    waiver_text,
 )
 from gate.result import RESULT_SCHEMA_VERSION, Decision, Finding, GateResult
 
@@ -43,37 +40,78 @@ COMMENT_LIMIT = 60_000
 
 ICON = {Decision.passed: "✅", Decision.failed: "❌", Decision.inconclusive: "⚠️", Decision.error: "💥"}
 LEVEL_ICON = {Level.error: "🛑 error", Level.warning: "⚠️ warning", Level.notice: "💬 notice"}
+OUTCOME = {Decision.passed: "✅ pass", Decision.failed: "❌ fail", Decision.inconclusive: "⚠️ inconclusive",
+           Decision.error: "💥 error"}
+NOT_JUDGED = "\u2796 not judged"
+"""A criterion with a limit that could not be judged here (e.g. measured on CPU for a GPU target)."""
 
 
 def cell(text: object) -> str:
-    """Text safe inside a table cell: no pipes, no newlines, no raw HTML."""
-    return (
-        str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-        .replace("\r", "").replace("\n", "<br>")
-    )
+    """Untrusted text, safe inside a table cell or a sentence (see ``safe.markdown_text``)."""
+    return markdown_text(text)
 
 
-def code(text: str) -> str:
-    return f"`{text.replace('`', '')}`"
+def code(text: object) -> str:
+    return code_span(text)
+
+
+def link(label: str, url: str | None) -> str:
+    return f"[{label}]({url})" if url else label
+
+
+def _url(context: ReportContext, path: str, line: int | None = None) -> str | None:
+    target = context.link(quote(path, safe="/._-~"), line)
+    return target
 
 
 def where(finding: Finding, context: ReportContext) -> str:
     loc = finding.location
     if loc is None:
         return "—"
-    link = context.link(loc.path, loc.line)
-    return f"[{cell(str(loc))}]({link})" if link else code(str(loc))
+    return link(code(loc), _url(context, loc.path, loc.line))
+
+
+def spec_label(result: GateResult) -> str:
+    return cell(result.spec.name) if result.spec.name else code(result.spec.path)
 
 
 def spec_title(result: GateResult, context: ReportContext) -> str:
-    link = context.link(result.spec.path)
-    path = f"[{code(result.spec.path)}]({link})" if link else code(result.spec.path)
+    path = link(code(result.spec.path), _url(context, result.spec.path))
     return f"**{cell(result.spec.name)}** {path}" if result.spec.name else path
 
 
-def header(results: list[GateResult], context: ReportContext) -> list[str]:
+# ---- the decision ------------------------------------------------------------------------------
+
+
+def deciding(results: list[GateResult]) -> GateResult | None:
+    """The result that decides the overall verdict (the first with the most severe decision)."""
     decision = overall_decision(results)
-    lines = [MARKER, f"## {ICON[decision]} quant-gate: {DECISION_LABEL[decision]}", ""]
+    for r in results:
+        if r.verdict.decision is decision:
+            return r
+    return None
+
+
+def headline(results: list[GateResult], context: ReportContext) -> str:
+    """``## ❌ quant-gate: FAIL — support-assistant: support_qa acc dropped 2.4 pts (...), over its 1 pt limit``."""
+    decision = overall_decision(results)
+    head = f"## {ICON[decision]} quant-gate: {DECISION_LABEL[decision]}"
+    r = deciding(results)
+    if r is None:
+        if context.planned:
+            return f"{head} — the plan selected {plural(context.planned, 'spec')} but no results were found"
+        return f"{head} — no spec changed in this pull request: nothing to gate"
+    reason = deciding_reason(r)
+    who = f"{spec_label(r)}: " if len(results) > 1 and not reason.startswith(r.spec.path) else ""
+    text = f"{head} — {who}{cell(reason)}"
+    others = sum(1 for x in results if x is not r and x.verdict.decision is not Decision.passed)
+    if decision is not Decision.passed and others:
+        text += f" (and {plural(others, 'more spec')} not passing)"
+    return text
+
+
+def header(results: list[GateResult], context: ReportContext) -> list[str]:
+    lines = [MARKER, headline(results, context), ""]
     if not results:
         lines.append(
             "No spec changed in this pull request: nothing to gate."
@@ -91,47 +129,115 @@ def header(results: list[GateResult], context: ReportContext) -> list[str]:
 
 
 def overview(results: list[GateResult], context: ReportContext) -> list[str]:
-    if not results:
+    """With several specs: one row each, the decision and its reason."""
+    if len(results) < 2:
         return []
-    lines = [
-        "",
-        "| Spec | Verdict | Quantization | Blocking | Warnings | Metrics within tolerance | Peak memory |",
-        "|---|---|---|---:|---:|---:|---|",
-    ]
+    lines = ["", "| Spec | Decision | Why |", "|---|---|---|"]
     for r in results:
-        counts = level_counts([r])
-        within = sum(1 for m in r.metrics if m.outcome is Decision.passed)
-        metrics = f"{within}/{len(r.metrics)}" if r.metrics else "—"
-        quant = f"{r.spec.method} w{r.spec.bits}" if r.spec.method and r.spec.bits else (r.spec.method or "—")
-        memory = memory_comparison(r)
-        mem = f"{with_unit(memory.key, memory.baseline)} → {with_unit(memory.key, memory.quantized)}" if memory else "—"
-        lines.append(
-            f"| {spec_title(r, context)} | {ICON[r.verdict.decision]} {DECISION_LABEL[r.verdict.decision]} "
-            f"| {cell(quant)} | {counts[Level.error]} | {counts[Level.warning]} | {metrics} | {cell(mem)} |"
-        )
+        d = r.verdict.decision
+        lines.append(f"| {spec_title(r, context)} | {ICON[d]} {DECISION_LABEL[d]} | {cell(deciding_reason(r))} |")
     return lines
+
+
+# ---- one spec ------------------------------------------------------------------------------------
 
 
 def spec_section(r: GateResult, context: ReportContext, *, details: bool) -> list[str]:
     d = r.verdict.decision
-    lines = ["", f"### {ICON[d]} {r.spec.name or r.spec.path}", ""]
-    lines.append(f"{spec_title(r, context)} · `gate {r.command}` · **{DECISION_LABEL[d]}**")
-    if r.verdict.reasons:
-        lines.append("")
-        lines.extend(f"- {cell(reason)}" for reason in r.verdict.reasons)
-    lines += findings_table(r, context)
-    lines += metrics_table(r)
-    lines += performance_table(r)
-    lines += chart(r)
+    quant = f"{r.spec.method} w{r.spec.bits}" if r.spec.method and r.spec.bits else r.spec.method
+    facts = [f"`gate {r.command}`"] + ([cell(quant)] if quant else []) + (
+        [f"owner {cell(r.spec.owner)}"] if r.spec.owner else [])
+    lines = ["", f"### {ICON[d]} {cell(r.spec.name or r.spec.path)}: {DECISION_LABEL[d]}", "",
+             f"{spec_title(r, context)} · {' · '.join(facts)}", "",
+             f"**{'Decided by' if d is not Decision.passed else 'Passed'}:** {cell(deciding_reason(r))}"]
+    for text in constraint_warnings(r):
+        lines += ["", f"> ⚠️ **Constraint defeated:** {cell(text)}"]
+    also = other_blocks(r)
+    if also:
+        lines += ["", "Also blocking:", *[f"- {cell(text)}" for text in also]]
+    lines += criteria_table(r)
     if details:
-        lines += details_blocks(r)
+        lines += details_blocks(r, context)
     return lines
 
 
-def findings_table(r: GateResult, context: ReportContext) -> list[str]:
-    if not r.findings:
+def other_blocks(r: GateResult) -> list[str]:
+    """Blocking reasons besides the deciding one (every block stays visible)."""
+    if r.verdict.decision is Decision.passed:
         return []
-    lines = ["", "| Level | Rule | Where | Message |", "|---|---|---|---|"]
+    first = deciding_reason(r)
+    out: list[str] = []
+    for c in criteria(r):
+        if c.outcome in (Decision.failed, Decision.inconclusive, Decision.error) and c.reason != first:
+            out.append(c.reason)
+    from gate.report.criteria import finding_sentence
+
+    for f in r.findings:
+        if f.blocking and finding_sentence(f) != first and one_line(f.message) not in first:
+            out.append(finding_sentence(f))
+    return out
+
+
+GAUGE_WIDTH = 17
+
+
+def gauge(g: Gauge) -> str:
+    """``·····──●──···┃··``: the interval (─), the estimate (●) and the limit (┃); right is worse."""
+    low = min(0.0, g.low)
+    high = max(g.limit * 1.5, g.high)
+    span = (high - low) or 1.0
+
+    def at(x: float) -> int:
+        return min(GAUGE_WIDTH - 1, max(0, round((x - low) / span * (GAUGE_WIDTH - 1))))
+
+    chars = ["·"] * GAUGE_WIDTH
+    for i in range(at(g.low), at(g.high) + 1):
+        chars[i] = "─"
+    chars[at(g.limit)] = "┃"
+    chars[at(g.estimate)] = "●"
+    return "".join(chars)
+
+
+def outcome_text(c: Criterion) -> str:
+    text = OUTCOME[c.outcome] if c.outcome is not None else (NOT_JUDGED if c.limit != "—" else "—")
+    if c.note:
+        text += f"<br><sub>{cell(c.note)}</sub>"
+    return text
+
+
+def criteria_table(r: GateResult) -> list[str]:
+    rows = criteria(r)
+    if not rows:
+        return []
+    with_gauge = any(c.gauge for c in rows)
+    head = "| Criterion | Baseline | Candidate | Change | Limit | Outcome |"
+    rule = "|---|---:|---:|---|---|---|"
+    if with_gauge:
+        head = head[:-1] + "| Interval vs limit |"
+        rule += ":---:|"
+    lines = ["", head, rule]
+    for c in rows:
+        line = (f"| {cell(c.name)} | {cell(c.baseline)} | {cell(c.candidate)} | {cell(c.change)} "
+                f"| {cell(c.limit)} | {outcome_text(c)} |")
+        if with_gauge:
+            line += f" {f'`{gauge(c.gauge)}`' if c.gauge else ''} |"
+        lines.append(line)
+    notes = []
+    if with_gauge:
+        notes.append("gauge: ● estimate, ─ confidence interval, ┃ limit; further right is worse")
+    methods = sorted({m.method for m in r.metrics})
+    if methods:
+        notes.append(f"statistics: {'; '.join(methods)}")
+    if notes:
+        lines += ["", f"<sub>{cell('. '.join(n[0].upper() + n[1:] for n in notes))}.</sub>"]
+    return lines
+
+
+# ---- details -------------------------------------------------------------------------------------
+
+
+def findings_rows(r: GateResult, context: ReportContext) -> list[str]:
+    lines = ["| Level | Rule | Where | Message |", "|---|---|---|---|"]
     for item in ranked_findings([r]):
         f = item.finding
         level = LEVEL_ICON[level_of(f)]
@@ -141,118 +247,116 @@ def findings_table(r: GateResult, context: ReportContext) -> list[str]:
         message = cell(f.message)
         if f.hint:
             message += f"<br>_Hint:_ {cell(f.hint)}"
-        if f.waiver is not None:
-            message += f"<br>_Waived by {cell(f.waiver.owner)} until {cell(f.waiver.expires)}:_ {cell(f.waiver.reason)}"
+        waiver = waiver_text(f, r)
+        if waiver:
+            message += f"<br>_{cell(waiver[0].upper() + waiver[1:])}_"
         lines.append(f"| {level} | {code(f.rule_id)} {cell(f.slug)} | {where(f, context)} | {message} |")
     return lines
 
 
-def metrics_table(r: GateResult) -> list[str]:
-    if not r.metrics:
+def findings_summary(r: GateResult) -> str:
+    levels = [level_of(f) for f in r.findings]
+    waived = sum(1 for f in r.findings if f.waived)
+    parts = [plural(levels.count(Level.error), "blocking"), plural(levels.count(Level.warning), "warning"),
+             plural(levels.count(Level.notice) - waived, "notice")]
+    if waived:
+        parts.append(f"{waived} waived")
+    return f"Findings ({', '.join(p for p in parts if not p.startswith('0 '))})"
+
+
+def measurement_rows(r: GateResult) -> list[tuple[str, str]]:
+    """Latency and sizes behind the performance rows."""
+    if not r.performance:
         return []
-    lines = [
-        "",
-        "| Task | Metric | n | Baseline | Quantized | Degradation [CI] | Tolerance | Outcome |",
-        "|---|---|---:|---:|---:|---|---|---|",
-    ]
-    for m in r.metrics:
-        n = f"{m.n}/{m.n_total}" if m.n_total and m.n_total != m.n else str(m.n)
-        outcome = f"{ICON[m.outcome]} {m.outcome.value}"
-        if m.note:
-            outcome += f"<br>{cell(m.note)}"
-        lines.append(
-            f"| {cell(m.task)} | {cell(m.metric)} | {n} | {num(m.baseline)} | {num(m.quantized)} "
-            f"| {cell(metric_drop(m))} | {cell(metric_tolerance(m))} | {outcome} |"
-        )
-    methods = sorted({m.method for m in r.metrics})
-    lines += ["", f"<sub>Statistics: {cell('; '.join(methods))}.</sub>"]
-    return lines
+    from pydantic import ValidationError
 
+    from gate.evaluate.interface import PerformanceResult
+    from gate.report.criteria import gigabytes
 
-def performance_table(r: GateResult) -> list[str]:
-    lines: list[str] = []
-    for title, section in (("Performance", r.performance), ("Fidelity", r.fidelity)):
-        pairs, rest = split_section(section)
-        if not pairs and not rest:
-            continue
-        lines += ["", f"**{title}**", ""]
-        if pairs:
-            lines += ["| Measurement | Baseline | Quantized | Quantized / baseline |", "|---|---:|---:|---:|"]
-            for p in pairs:
-                ratio = f"{num(p.ratio, 3)}x" if p.ratio is not None else "—"
-                lines.append(
-                    f"| {cell(label_of(p.key))} | {cell(with_unit(p.key, p.baseline))} "
-                    f"| {cell(with_unit(p.key, p.quantized))} | {ratio} |"
-                )
-            if rest:
-                lines.append("")
-        if rest:
-            lines += ["| Measurement | Value |", "|---|---:|"]
-            lines += [f"| {cell(label_of(k))} | {cell(with_unit(k, v))} |" for k, v in rest.items()]
-    return lines
-
-
-def chart_points(r: GateResult) -> list[tuple[str, float]]:
-    """Quantized as a percentage of baseline, per metric and per baseline/quantized measurement."""
-    points: list[tuple[str, float]] = []
-    for m in r.metrics:
-        if m.baseline:
-            points.append((m.metric if m.task == m.metric else f"{m.task} {m.metric}", 100.0 * m.quantized / m.baseline))
-    memory = memory_comparison(r)
-    pairs = [memory] if memory else []
-    pairs += [p for p in split_section(r.performance)[0] if "tokens_per_s" in p.key and p is not memory]
-    for p in pairs:
-        if isinstance(p, Comparison) and p.ratio is not None:
-            points.append((label_of(p.key), 100.0 * p.ratio))
-    return points
-
-
-def chart(r: GateResult) -> list[str]:
-    points = chart_points(r)
-    if not points:
+    try:
+        p = PerformanceResult.model_validate(r.performance)
+    except ValidationError:
         return []
-    top = max(120, math.ceil(max(v for _, v in points) / 20.0) * 20)
-    labels = ", ".join('"' + label.replace('"', "'") + '"' for label, _ in points)
-    return [
-        "",
-        "```mermaid",
-        "xychart-beta",
-        f'  title "{(r.spec.name or r.spec.path)}: quantized as % of baseline (bars = baseline)"',
-        f"  x-axis [{labels}]",
-        f'  y-axis "% of baseline" 0 --> {top}',
-        f"  bar [{', '.join('100' for _ in points)}]",
-        f"  line [{', '.join(num(round(v, 1), 4) for _, v in points)}]",
-        "```",
+    b, q = p.baseline, p.quantized
+    rows = [
+        ("device, dtype", f"{b.device} {b.dtype}".strip() + " → " + f"{q.device} {q.dtype}".strip()),
+        ("prompt, generated tokens", f"{b.prompt_tokens}, {b.decode_tokens} ({b.repeats} repeats after {b.warmup} warm-up)"),
+        ("prefill, median", f"{sig(b.prefill_ms_p50, 3)} ms → {sig(q.prefill_ms_p50, 3)} ms"),
+        ("prefill, 95th percentile", f"{sig(b.prefill_ms_p95, 3)} ms → {sig(q.prefill_ms_p95, 3)} ms"),
+        ("decode per token, median", f"{sig(b.decode_ms_per_token_p50, 3)} ms → {sig(q.decode_ms_per_token_p50, 3)} ms"),
+        ("decode per token, 95th percentile",
+         f"{sig(b.decode_ms_per_token_p95, 3)} ms → {sig(q.decode_ms_per_token_p95, 3)} ms"),
+        ("parameters in memory", f"{gigabytes(b.parameter_bytes)} → {gigabytes(q.parameter_bytes)}"),
+        ("size on disk", f"{gigabytes(b.disk_bytes)} → {gigabytes(q.disk_bytes)}"),
     ]
+    if p.baseline_cached:
+        rows.append(("baseline figures", "from the baseline cache (same machine and stack)"))
+    return rows
 
 
-def details_blocks(r: GateResult) -> list[str]:
-    blocks: list[tuple[str, dict[str, str]]] = [("Configuration log", configuration_log(r))]
-    if r.artifact:
-        blocks.append(("Artifact and calibration", {k: with_unit(k, v) for k, v in flatten(r.artifact).items()}))
-    if r.weights:
-        blocks.append(("Weights", {k: with_unit(k, v) for k, v in flatten(r.weights).items()}))
-    if r.plan:
-        blocks.append(("Plan", {k: with_unit(k, v) for k, v in flatten(r.plan).items()}))
-    if r.stages:
-        blocks.append((
-            "Stages",
-            {s.stage: f"{s.status}, {num(round(s.seconds, 2))} s"
-             + (" (cache hit)" if s.cache_hit else "") + (f": {s.message}" if s.message else "")
-             for s in r.stages},
-        ))
-    if r.runtime:
-        blocks.append(("Runtime versions", dict(r.runtime)))
-    if r.error:
-        blocks.append(("Error", {"error": r.error}))
+def provenance_rows(r: GateResult) -> list[tuple[str, str]]:
+    labels = {
+        "path": "spec", "name": "name", "sha256": "spec sha256", "owner": "owner", "tier": "tier",
+        "traffic_share": "traffic share", "method": "method", "bits": "bits", "group_size": "group size",
+        "format": "format", "baseline": "baseline", "calibration_source": "calibration data",
+        "calibration_sha256": "calibration sha256", "calibration_samples": "calibration samples",
+        "calibration_max_seq_len": "calibration max sequence length",
+    }
+    rows = [(labels.get(k, k.replace("_", " ")), v) for k, v in configuration_log(r).items()]
+    a = r.artifact or {}
+    for key, label in (("artifact_sha256", "artifact sha256"), ("cache_key", "artifact cache key"),
+                       ("baseline_identity", "baseline identity")):
+        if isinstance(a.get(key), str):
+            rows.append((label, a[key]))
+    if isinstance(a.get("cache_hit"), bool):
+        rows.append(("artifact from cache", "yes" if a["cache_hit"] else "no, quantized in this run"))
+    if isinstance(a.get("params"), dict) and a["params"]:
+        rows.append(("backend parameters", ", ".join(f"{k}={v}" for k, v in sorted(a["params"].items()))))
+    if isinstance(a.get("versions"), dict) and a["versions"]:
+        rows.append(("produced with", ", ".join(f"{k} {v}" for k, v in sorted(a["versions"].items()))))
+    return rows
+
+
+def timing_rows(r: GateResult) -> list[tuple[str, str]]:
+    rows = []
+    for s in r.stages:
+        seconds = "< 0.01" if s.seconds < 0.005 else (fixed(s.seconds, 2) if s.seconds < 10 else fixed(s.seconds, 0))
+        text = f"{s.status}, {seconds} s"
+        if s.cache_hit:
+            text += " (cache hit)"
+        if s.message:
+            text += f": {s.message}"
+        rows.append((s.stage, text))
+    return rows
+
+
+def details_blocks(r: GateResult, context: ReportContext) -> list[str]:
     lines: list[str] = []
+    if r.findings:
+        lines += ["", f"<details><summary>{findings_summary(r)}</summary>", "", *findings_rows(r, context),
+                  "", "</details>"]
+    blocks = [
+        ("Speed and memory measurements (baseline → candidate)", measurement_rows(r)),
+        ("Provenance", provenance_rows(r)),
+        ("Runtime", list(r.runtime.items())),
+        ("Timings", timing_rows(r)),
+    ]
     for title, rows in blocks:
         if not rows:
             continue
-        lines += ["", f"<details><summary>{title}</summary>", "", "| Key | Value |", "|---|---|"]
-        lines += [f"| {cell(k)} | {cell(v)} |" for k, v in rows.items()]
+        lines += ["", f"<details><summary>{title}</summary>", "", "| | |", "|---|---|"]
+        lines += [f"| {cell(k)} | {cell(v)} |" for k, v in rows]
         lines += ["", "</details>"]
+    if r.error:
+        lines += ["", "<details><summary>Error</summary>", "", "```text",
+                  *[line.replace("```", "'''") for line in _plain_lines(r.error)], "```", "", "</details>"]
     return lines
+
+
+def _plain_lines(text: str) -> list[str]:
+    from gate.report.safe import plain
+
+    return plain(text).split("\n")
 
 
 def footer(context: ReportContext) -> list[str]:

@@ -2,7 +2,8 @@
 
 Blocked specs without a blocking finding (a tolerance exceeded, an inconclusive comparison, an
 error) get one ``quant-gate/verdict`` result on the spec file, so code scanning shows every block.
-Waived findings carry an external suppression with the waiver's reason.
+Waived findings carry an external suppression with the waiver's owner, expiry and reason. Text
+from the pull request is stripped of control characters (``safe``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 from gate import __version__
 from gate.report.interface import ReportContext
-from gate.report.summary import DECISION_LABEL, Level, ranked_findings, verdict_needs_note
+from gate.report.safe import one_line, plain
+from gate.report.summary import DECISION_LABEL, Level, ranked_findings, verdict_needs_note, waiver_text
 from gate.result import Decision, Finding, GateResult, Location
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -22,7 +24,7 @@ SARIF_LEVEL = {Level.error: "error", Level.warning: "warning", Level.notice: "no
 
 
 def physical_location(loc: Location) -> dict[str, Any]:
-    physical: dict[str, Any] = {"artifactLocation": {"uri": loc.path, "uriBaseId": "%SRCROOT%"}}
+    physical: dict[str, Any] = {"artifactLocation": {"uri": one_line(loc.path), "uriBaseId": "%SRCROOT%"}}
     if loc.line is not None:
         region: dict[str, int] = {"startLine": loc.line}
         if loc.col is not None:
@@ -35,8 +37,8 @@ def rule_descriptor(finding: Finding) -> dict[str, Any]:
     """The rule's entry; built-in rules add their documentation (what ``gate explain`` prints)."""
     descriptor: dict[str, Any] = {
         "id": finding.rule_id,
-        "name": finding.slug,
-        "shortDescription": {"text": finding.slug},
+        "name": one_line(finding.slug),
+        "shortDescription": {"text": one_line(finding.slug)},
         "properties": {"stage": finding.stage},
     }
     docs = builtin_rule_docs(finding.rule_id)
@@ -59,7 +61,7 @@ def builtin_rule_docs(rule_id: str) -> tuple[str, str] | None:
 
 def finding_result(result: GateResult, finding: Finding, rule_index: int, level: Level) -> dict[str, Any]:
     loc = finding.location or Location(path=result.spec.path)
-    text = finding.message + (f"\nHint: {finding.hint}" if finding.hint else "")
+    text = plain(finding.message) + (f"\nHint: {one_line(finding.hint)}" if finding.hint else "")
     out: dict[str, Any] = {
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
@@ -69,16 +71,14 @@ def finding_result(result: GateResult, finding: Finding, rule_index: int, level:
         "properties": {
             "severity": finding.severity.value,
             "mode": finding.mode,
-            "spec": result.spec.path,
-            **({"policy": finding.policy} if finding.policy else {}),
+            "spec": one_line(result.spec.path),
+            **({"policy": one_line(finding.policy)} if finding.policy else {}),
         },
     }
     if finding.waived:
         suppression: dict[str, Any] = {"kind": "external", "status": "accepted"}
         if finding.waiver is not None:
-            suppression["justification"] = (
-                f"{finding.waiver.reason} (owner {finding.waiver.owner}, expires {finding.waiver.expires})"
-            )
+            suppression["justification"] = one_line(waiver_text(finding, result) or "waived")
             if finding.waiver.source is not None:
                 suppression["location"] = physical_location(finding.waiver.source)
         out["suppressions"] = [suppression]
@@ -105,14 +105,14 @@ def render_document(results: list[GateResult]) -> dict[str, Any]:
                 "name": "verdict",
                 "shortDescription": {"text": "The quantized model did not pass the gate"},
             })
-        reasons = "; ".join(r.verdict.reasons) or DECISION_LABEL[r.verdict.decision]
+        reasons = "; ".join(one_line(x) for x in r.verdict.reasons) or DECISION_LABEL[r.verdict.decision]
         sarif_results.append({
             "ruleId": VERDICT_RULE,
             "ruleIndex": index[VERDICT_RULE],
             "level": "error",
             "message": {"text": f"{DECISION_LABEL[r.verdict.decision]}: {reasons}"},
             "locations": [physical_location(Location(path=r.spec.path))],
-            "properties": {"spec": r.spec.path, "decision": r.verdict.decision.value},
+            "properties": {"spec": one_line(r.spec.path), "decision": r.verdict.decision.value},
         })
     invocation: dict[str, Any] = {
         "executionSuccessful": all(r.verdict.decision is not Decision.error for r in results),

@@ -5,6 +5,7 @@ Pure functions over ``GateResult``s; no format-specific markup here.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from gate.errors import ExitCode
+from gate.policy.summary import EXPIRING_DAYS
+from gate.report.safe import one_line
 from gate.result import Decision, Finding, GateResult, MetricResult, Severity
 
 DECISION_ORDER = (Decision.error, Decision.failed, Decision.inconclusive, Decision.passed)
@@ -140,11 +143,42 @@ def summary_line(results: list[GateResult]) -> str:
     decided = ", ".join(f"{dc[d]} {d.value}" for d in DECISION_ORDER if dc[d]) or "nothing to gate"
     known = [r.checks for r in results if r.checks is not None]
     checks = f"{plural(sum(known), 'rule check')} · " if known else ""
-    return (
+    waived = [(r, f) for r in results for f in r.findings if f.waived]
+    expiring = sum(1 for r, f in waived if expires_soon(r, f))
+    text = (
         f"{plural(len(results), 'spec')}: {decided} · {checks}"
         f"{plural(lc[Level.error], 'blocking finding')}, {plural(lc[Level.warning], 'warning')}, "
-        f"{plural(lc[Level.notice], 'notice')}"
+        f"{plural(lc[Level.notice] - len(waived), 'notice')}"
     )
+    if waived:
+        text += f", {len(waived)} waived"
+        if expiring:
+            text += f" ({expiring} expiring within {EXPIRING_DAYS} days)"
+    return text
+
+
+def expires_soon(result: GateResult, finding: Finding) -> bool:
+    """Whether ``finding``'s waiver ends within ``EXPIRING_DAYS`` days of the run (its start date)."""
+    if finding.waiver is None:
+        return False
+    try:
+        expires = dt.date.fromisoformat(finding.waiver.expires)
+        ran = dt.date.fromisoformat(result.started_at[:10])
+    except ValueError:
+        return False
+    return expires <= ran + dt.timedelta(days=EXPIRING_DAYS)
+
+
+def waiver_text(finding: Finding, result: GateResult) -> str | None:
+    """``waived by team-platform until 2026-12-31 (expires in 6 days): reason`` (control characters removed)."""
+    w = finding.waiver
+    if w is None:
+        return "waived" if finding.waived else None
+    soon = ""
+    if expires_soon(result, finding):
+        days = (dt.date.fromisoformat(w.expires) - dt.date.fromisoformat(result.started_at[:10])).days
+        soon = f" (expires in {plural(days, 'day')})" if days >= 0 else " (expired)"
+    return f"waived by {one_line(w.owner)} until {one_line(w.expires)}{soon}: {one_line(w.reason)}"
 
 
 # ---- numbers -------------------------------------------------------------------------------

@@ -1,32 +1,36 @@
-"""Terminal report (rich): findings with ``path:line:col``, metrics, performance, one verdict line.
+"""Terminal report (rich): per spec the decision and its reason, one criteria table, the findings.
 
-Rendered into a string (``Console(file=StringIO)``) so it stays a pure function; colour only when
-the context asks for it (the CLI passes ``color=True`` when stdout is a terminal).
+Rendered into a string (``Console(file=StringIO)``) so it stays a pure function of the results and
+the context; colour only when the context asks for it (the CLI passes ``color=True`` when stdout is
+a terminal). The width is the terminal's (``terminal_width``: ``COLUMNS``, else the real terminal,
+else 120 for CI logs and pipes), so tables never wrap their borders; cells wrap at word
+boundaries and a ``path:line:col`` is never split. Every string is passed through ``safe.plain``
+or ``safe.one_line``: escape sequences from a pull request never reach the terminal or the log.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import sys
+from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gate.report.criteria import Criterion, constraint_warnings, criteria, deciding_reason
 from gate.report.interface import ReportContext
+from gate.report.safe import one_line, plain
 from gate.report.summary import (
     DECISION_LABEL,
     Level,
     configuration_log,
-    label_of,
     level_of,
-    metric_drop,
-    metric_tolerance,
-    num,
     overall_decision,
     ranked_findings,
-    split_section,
     summary_line,
-    with_unit,
+    waiver_text,
 )
 from gate.result import Decision, GateResult
 
@@ -34,86 +38,165 @@ STYLE = {Decision.passed: "bold green", Decision.failed: "bold red", Decision.in
          Decision.error: "bold magenta"}
 LEVEL_STYLE = {Level.error: "red", Level.warning: "yellow", Level.notice: "cyan"}
 
+NON_TTY_WIDTH = 120
+"""Width for CI logs and pipes: wide enough for the tables, narrow enough for a log viewer."""
+MIN_WIDTH, MAX_WIDTH = 60, 200
+
+
+def terminal_width(stream: TextIO | None = None) -> int:
+    """``COLUMNS`` when set, else the terminal's width, else ``NON_TTY_WIDTH``; clamped to 60..200."""
+    width = NON_TTY_WIDTH
+    columns = os.environ.get("COLUMNS", "")
+    out = stream if stream is not None else sys.stdout
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    else:
+        try:
+            if out.isatty():
+                width = os.get_terminal_size(out.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            pass
+    return max(MIN_WIDTH, min(MAX_WIDTH, width))
+
 
 def render(results: list[GateResult], context: ReportContext | None = None) -> str:
     ctx = context or ReportContext()
     buffer = io.StringIO()
     console = Console(
-        file=buffer, width=ctx.width, force_terminal=ctx.color, no_color=not ctx.color,
+        file=buffer, width=ctx.width or terminal_width(), force_terminal=ctx.color, no_color=not ctx.color,
         color_system="standard" if ctx.color else None, highlight=False, emoji=False, soft_wrap=False,
+        markup=False,
     )
     for r in results:
         _spec(console, r)
     for d in ctx.deleted:
-        console.print(f"{d.path}: deleted" + (f" (renamed to {d.renamed_to})" if d.renamed_to else "") + "; not run")
+        console.print(Text(f"{one_line(d.path)}: deleted"
+                           + (f" (renamed to {one_line(d.renamed_to)})" if d.renamed_to else "") + "; not run"))
     for note in ctx.extra_notes:
-        console.print(note)
-    console.print(summary_line(results) if results else "No specs: nothing to gate.")
+        console.print(Text(one_line(note)))
+    console.print(Text(summary_line(results) if results else "No specs: nothing to gate."))
     decision = overall_decision(results)
     console.print(Text(f"quant-gate: {DECISION_LABEL[decision]}", style=STYLE[decision]))
     return buffer.getvalue()
 
 
 def _spec(console: Console, r: GateResult) -> None:
-    title = f"{r.spec.path}" + (f" ({r.spec.name})" if r.spec.name else "") + f" · gate {r.command}"
+    title = one_line(r.spec.path) + (f" ({one_line(r.spec.name)})" if r.spec.name else "") + f" · gate {r.command}"
     console.rule(Text(title, style="bold"), align="left")
+    d = r.verdict.decision
+    line = Text(f"{DECISION_LABEL[d]}", style=STYLE[d])
+    line.append(f" — {deciding_reason(r)}")
+    console.print(line)
+    for text in constraint_warnings(r):
+        console.print(Text(f"constraint defeated: {text}", style="yellow"))
     if r.findings:
-        table = Table(title="Findings", title_justify="left", expand=False, show_lines=False)
-        table.add_column("Level")
-        table.add_column("Rule")
-        table.add_column("Where", overflow="fold")
-        table.add_column("Message", overflow="fold")
-        for item in ranked_findings([r]):
-            f = item.finding
-            level = level_of(f)
-            tag = " (waived)" if f.waived else (" (audit)" if f.mode == "audit" else "")
-            message = Text(f.message)
-            if f.hint:
-                message.append(f"\nHint: {f.hint}", style="dim")
-            table.add_row(Text(level.value + tag, style=LEVEL_STYLE[level]), f"{f.rule_id} {f.slug}",
-                          str(f.location) if f.location else "—", message)
-        console.print(table)
+        console.print(findings_table(r, console.width))
     for plan_line in plan_lines(r):
         console.print(Text(plan_line, style="dim" if plan_line.startswith("  ") else ""))
-    if r.metrics:
-        table = Table(title="Metrics (baseline vs quantized)", title_justify="left")
-        for name, justify in (("Task / metric", "left"), ("n", "right"), ("Baseline", "right"),
-                              ("Quantized", "right"), ("Degradation [CI]", "left"), ("Tolerance", "left"),
-                              ("Outcome", "left")):
-            table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-        for m in r.metrics:
-            n = f"{m.n}/{m.n_total}" if m.n_total and m.n_total != m.n else str(m.n)
-            table.add_row(f"{m.task} / {m.metric}", n, num(m.baseline), num(m.quantized), metric_drop(m),
-                          metric_tolerance(m), Text(m.outcome.value, style=STYLE[m.outcome]))
-        console.print(table)
-    for title, section in (("Performance and memory", r.performance), ("Fidelity", r.fidelity)):
-        pairs, rest = split_section(section)
-        if not pairs and not rest:
-            continue
-        table = Table(title=title, title_justify="left")
-        table.add_column("Measurement")
-        if pairs:
-            table.add_column("Baseline", justify="right")
-            table.add_column("Quantized", justify="right")
-            table.add_column("Ratio", justify="right")
-            for p in pairs:
-                table.add_row(label_of(p.key), with_unit(p.key, p.baseline), with_unit(p.key, p.quantized),
-                              f"{num(p.ratio, 3)}x" if p.ratio is not None else "—")
-            for key, value in rest.items():
-                table.add_row(label_of(key), "", with_unit(key, value), "")
-        else:
-            table.add_column("Value", justify="right")
-            for key, value in rest.items():
-                table.add_row(label_of(key), with_unit(key, value))
-        console.print(table)
+    rows = criteria(r)
+    if rows:
+        console.print(criteria_table(rows, console.width))
     config = configuration_log(r)
     if r.metrics or r.performance:
-        shown = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("path", "name", "sha256"))
+        shown = ", ".join(f"{k}={one_line(v)}" for k, v in config.items() if k not in ("path", "name", "sha256"))
         console.print(Text(f"configuration: {shown}", style="dim"))
-    line = Text(f"{r.spec.path}: {DECISION_LABEL[r.verdict.decision]}", style=STYLE[r.verdict.decision])
-    if r.verdict.reasons and r.verdict.decision is not Decision.passed:
-        line.append(" — " + "; ".join(r.verdict.reasons))
-    console.print(line)
+    verdict = Text(f"{one_line(r.spec.path)}: {DECISION_LABEL[d]}", style=STYLE[d])
+    if r.verdict.reasons and d is not Decision.passed:
+        verdict.append(" — " + "; ".join(one_line(reason) for reason in r.verdict.reasons))
+    console.print(verdict)
+
+
+MAX_WORD = 40
+"""Longest word a column is widened for; longer ones (a URL) may fold."""
+
+
+def column_widths(headers: list[str], rows: list[list[Text]], width: int,
+                  whole: frozenset[int] = frozenset()) -> list[int] | None:
+    """Column widths that fit ``width`` without splitting a word (None: let rich squeeze them).
+
+    Each column gets at least its longest word (a ``path:line:col`` is one word) and the header,
+    then the room left goes to the columns whose text would wrap, in proportion to what they lack.
+    Columns in ``whole`` (numbers with units) get their longest line: they never wrap.
+    """
+    n = len(headers)
+    available = width - (n + 1) - 2 * n  # borders and one space of padding either side
+    cells = [[h, *(row[i].plain for row in rows)] for i, h in enumerate(headers)]
+    lines = [[line for c in col for line in c.split("\n")] for col in cells]
+    most = [max(len(line) for line in col) for col in lines]
+    least = [m if i in whole else min(max(len(w) for line in col for w in [*line.split(), ""]), MAX_WORD, m)
+             for i, (col, m) in enumerate(zip(lines, most, strict=True))]
+    if sum(most) <= available:
+        return most
+    if sum(least) > available:
+        return None
+    widths = list(least)
+    room = available - sum(widths)
+    while room > 0:
+        wanting = [i for i in range(n) if widths[i] < most[i]]
+        if not wanting:
+            break
+        lack = sum(most[i] - widths[i] for i in wanting)
+        given = 0
+        for i in wanting:
+            share = max(1, (room * (most[i] - widths[i])) // lack)
+            share = min(share, most[i] - widths[i], room - given)
+            widths[i] += share
+            given += share
+            if given >= room:
+                break
+        room -= given
+    return widths
+
+
+def fitted_table(title: str, headers: list[tuple[str, str]], rows: list[list[Text]], width: int,
+                 whole: frozenset[int] = frozenset()) -> Table:
+    """A table whose columns fit ``width``; cells wrap at word boundaries."""
+    table = Table(title=title, title_justify="left")
+    widths = column_widths([h for h, _ in headers], rows, width, whole)
+    for i, (header, justify) in enumerate(headers):
+        table.add_column(header, justify=justify, overflow="fold",  # type: ignore[arg-type]
+                         width=widths[i] if widths else None)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def findings_table(r: GateResult, width: int) -> Table:
+    rows: list[list[Text]] = []
+    for item in ranked_findings([r]):
+        f = item.finding
+        level = level_of(f)
+        tag = " (waived)" if f.waived else (" (audit)" if f.mode == "audit" else "")
+        message = Text(plain(f.message))
+        if f.hint:
+            message.append(f"\nHint: {one_line(f.hint)}", style="dim")
+        waiver = waiver_text(f, r)
+        if waiver:
+            message.append("\n" + waiver[0].upper() + waiver[1:], style="cyan")
+        rows.append([Text(level.value + tag, style=LEVEL_STYLE[level]), Text(f"{f.rule_id} {one_line(f.slug)}"),
+                     Text(one_line(f.location) if f.location else "—"), message])
+    headers = [("Level", "left"), ("Rule", "left"), ("Where", "left"), ("Message", "left")]
+    return fitted_table("Findings", headers, rows, width)
+
+
+OUTCOME_TEXT = {Decision.passed: "pass", Decision.failed: "FAIL", Decision.inconclusive: "inconclusive",
+                Decision.error: "error"}
+
+
+def criteria_table(criteria_rows: list[Criterion], width: int) -> Table:
+    rows: list[list[Text]] = []
+    for c in criteria_rows:
+        if c.outcome is not None:
+            outcome = Text(OUTCOME_TEXT[c.outcome], style=STYLE[c.outcome])
+        else:
+            outcome = Text("not judged" if c.limit != "—" else "—", style="dim")
+        if c.note:
+            outcome.append(f"\n{one_line(c.note)}", style="dim")
+        rows.append([Text(one_line(c.name)), Text(c.baseline), Text(c.candidate), Text(c.change), Text(c.limit),
+                     outcome])
+    headers = [("Criterion", "left"), ("Baseline", "right"), ("Candidate", "right"), ("Change", "left"),
+               ("Limit", "left"), ("Outcome", "left")]
+    return fitted_table("Criteria (baseline vs quantized)", headers, rows, width, frozenset({1, 2, 4}))
 
 
 def plan_lines(r: GateResult) -> list[str]:
@@ -125,6 +208,6 @@ def plan_lines(r: GateResult) -> list[str]:
     from gate.plan.memory import MemoryPlan
 
     try:
-        return MemoryPlan.model_validate(r.plan).summary()
+        return [plain(line) for line in MemoryPlan.model_validate(r.plan).summary()]
     except ValidationError:
         return []

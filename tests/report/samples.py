@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gate.evaluate.interface import ConstraintCheck, FidelityResult, ModelPerformance, PerformanceResult
 from gate.result import (
     Decision,
     Finding,
@@ -14,6 +15,31 @@ from gate.result import (
     Verdict,
     WaiverNote,
 )
+
+
+def model_performance(device: str, memory: int, tps: tuple[float, float]) -> ModelPerformance:
+    gpu = device == "cuda"
+    return ModelPerformance(
+        device=device, dtype="float16" if gpu else "float32", prompt_tokens=128, decode_tokens=16,
+        prefill_ms_p50=41.5 if memory > 1e9 else 35.2, prefill_ms_p95=44.0 if memory > 1e9 else 37.9,
+        decode_ms_per_token_p50=1000 / tps[0], decode_ms_per_token_p95=1100 / tps[0],
+        tokens_per_s={"1": tps[0], "4": tps[1]}, peak_memory_bytes=memory,
+        memory_kind="cuda_max_allocated" if gpu else "rss", parameter_bytes=int(memory * 0.8),
+        disk_bytes=int(memory * 0.8), warmup=1, repeats=5,
+    )
+
+
+def performance(*, constraint: str, base_memory: int, quant_memory: int, base_tps: tuple[float, float],
+                quant_tps: tuple[float, float], checks: list[ConstraintCheck], device: str = "cuda") -> dict[str, object]:
+    """A ``PerformanceResult`` section as ``gate run`` writes it."""
+    return PerformanceResult(
+        constraint=constraint,
+        baseline=model_performance(device, base_memory, base_tps),
+        quantized=model_performance(device, quant_memory, quant_tps),
+        speedup={"1": quant_tps[0] / base_tps[0], "4": quant_tps[1] / base_tps[1]},
+        memory_ratio=quant_memory / base_memory, checks=checks,
+        passed=all(c.passed is not False for c in checks),
+    ).model_dump(mode="json")
 
 
 def failed_run() -> GateResult:
@@ -65,21 +91,16 @@ def failed_run() -> GateResult:
                          method="paired bootstrap, 10000 resamples, seed 0", outcome=Decision.passed,
                          note="stopped early: decided after 64 of 128 documents"),
         ],
-        performance={
-            "constraint": "memory",
-            "baseline": {"device": "cuda", "prefill_ms_p50": 41.5, "decode_ms_per_token_p50": 22.1,
-                         "tokens_per_s": {"1": 40.0, "4": 131.0}, "peak_memory_bytes": 2_500_000_000,
-                         "memory_kind": "cuda_max_allocated"},
-            "quantized": {"device": "cuda", "prefill_ms_p50": 35.2, "decode_ms_per_token_p50": 17.0,
-                          "tokens_per_s": {"1": 52.0, "4": 170.3}, "peak_memory_bytes": 810_000_000,
-                          "memory_kind": "cuda_max_allocated"},
-            "speedup": {"1": 1.3, "4": 1.3},
-            "memory_ratio": 0.324,
-            "checks": [{"name": "memory.peak", "target": 20.0, "measured": 0.81, "passed": True, "note": None}],
-            "passed": True,
-        },
-        fidelity={"texts": "qg_license_ppl", "tokens": 2048, "kl_mean": 0.0213, "kl_ci_low": 0.019,
-                  "kl_ci_high": 0.0236, "flip_rate": 0.047, "max_kl": 0.05, "max_flip_rate": 0.1, "passed": True},
+        performance=performance(
+            constraint="memory", base_memory=2_500_000_000, quant_memory=810_000_000, base_tps=(40.0, 131.0),
+            quant_tps=(52.0, 170.3), checks=[ConstraintCheck(name="memory.peak_gb", target=20.0, measured=0.81,
+                                                              passed=True)]),
+        fidelity=FidelityResult(
+            texts="qg_license_ppl", texts_sha256="cd" * 32, documents=12, tokens=2048, confidence=0.95,
+            kl_mean=0.0213, kl_ci_low=0.019, kl_ci_high=0.0236, flip_rate=0.047, flip_ci_low=0.038,
+            flip_ci_high=0.057, top_k=64, tail_mass_mean=0.004, method="cluster bootstrap over documents, 2000 resamples, seed 0",
+            max_kl=0.05, max_flip_rate=0.1, passed=True, outcome="pass",
+        ).model_dump(mode="json"),
         runtime={"python": "3.12.3", "torch": "2.13.0", "autoawq": "0.2.9", "device": "cuda", "gpu": "NVIDIA L4"},
     )
 
@@ -114,4 +135,41 @@ def error_check(path: str = "models/broken.yaml") -> GateResult:
                           location=Location(path=path, line=3, col=1), hint="add `bits` under `quantization`")],
         stages=[StageRecord(stage="spec", status="failed", message="quantization.bits: required key is missing")],
         error=f"{path}:3:1: quantization.bits: required key is missing\n  Hint: add `bits` under `quantization`",
+    )
+
+
+def inconclusive_run() -> GateResult:
+    """A memory-bound `gate run` measured on CPU: inconclusive metric, memory went up, a waiver expiring soon."""
+    return GateResult(
+        gate_version="0.1.0",
+        command="run",
+        spec=SpecRef(path="models/int8.yaml", name="smollm2-int8", owner="team-edge", tier="standard", method="int8",
+                     bits=8),
+        started_at="2026-11-23T11:00:00Z",
+        finished_at="2026-11-23T11:09:00Z",
+        verdict=Verdict(decision=Decision.inconclusive, reasons=[
+            "qg_support_mc/acc: drop 0.80 points [95% bounds -0.40, 2.00] > tolerance 1.00 not excluded → INCONCLUSIVE",
+            "inconclusive blocks by default (fail-closed): evaluate more items, or a policy may set inconclusive: allow",
+        ]),
+        exit_code=1,
+        findings=[
+            Finding(rule_id="QG205", slug="calibration.fresh", severity=Severity.deny,
+                    message="calibration data was collected 200 days ago",
+                    location=Location(path="models/int8.yaml", line=22, col=3), waived=True,
+                    waiver=WaiverNote(reason="fresh traffic sample lands with the next release", owner="team-edge",
+                                      expires="2026-11-29",
+                                      source=Location(path="policies/waivers.yaml", line=9, col=5))),
+        ],
+        metrics=[
+            MetricResult(task="qg_support_mc", metric="acc", n=300, baseline=0.62, quantized=0.612,
+                         difference=0.8, ci_low=-0.4, ci_high=2.0, confidence=0.95, tolerance=1.0,
+                         tolerance_form="max_drop", higher_is_better=True, method="McNemar exact",
+                         outcome=Decision.inconclusive),
+        ],
+        performance=performance(
+            constraint="memory", base_memory=1_290_000_000, quant_memory=1_510_000_000, base_tps=(22.0, 61.0),
+            quant_tps=(9.0, 25.0), device="cpu",
+            checks=[ConstraintCheck(name="memory.peak_gb", target=4.0, measured=1.51, passed=None,
+                                    note="measured on cpu, target nvidia-l4 is a gpu: not judged here")]),
+        runtime={"python": "3.12.3", "torch": "2.13.0", "device": "cpu"},
     )

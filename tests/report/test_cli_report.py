@@ -54,7 +54,7 @@ def test_merge_reports_a_truncated_file_and_still_renders(results_dir: Path, tmp
     code = main(["report", "--merge", str(results_dir), "--format", "markdown", "--output", str(out_file)])
     assert code == 2
     text = out_file.read_text(encoding="utf-8")
-    assert text.startswith("<!-- quant-gate:report -->\n## ❌ quant-gate: FAIL\n")
+    assert text.startswith("<!-- quant-gate:report -->\n## ❌ quant-gate: FAIL — support-assistant: support_qa acc dropped 2.4 pts")
     assert f"> Left out {results_dir}/cut.json:3:19: not valid JSON: Unterminated string starting at " \
            "(the file ends early: it looks truncated) Hint: re-download the artifact" in text
 
@@ -77,10 +77,10 @@ def test_plan_adds_missing_and_deleted_specs(results_dir: Path, tmp_path: Path,
                  "--missing-reason", "not run: fork"])
     out = capsys.readouterr().out
     assert code == 3
-    assert "## 💥 quant-gate: ERROR" in out
+    assert "## 💥 quant-gate: ERROR — `models/gone-missing.yaml`: not run: fork" in out
     assert "| [`models/gone-missing.yaml`] " not in out
     assert "| `models/gone-missing.yaml` | 💥 ERROR |" in out
-    assert "- not run: fork" in out
+    assert "**Decided by:** not run: fork" in out
     assert "- `models/old.yaml`" in out
 
 
@@ -102,7 +102,7 @@ def test_github_format_writes_annotations_and_step_summary(results_dir: Path, tm
     assert code == 1
     assert capsys.readouterr().out.splitlines()[0].startswith("::error file=models/support.yaml,title=quant-gate FAIL::")
     text = summary.read_text(encoding="utf-8")
-    assert text.startswith("earlier step\n<!-- quant-gate:report -->\n## ❌ quant-gate: FAIL\n")
+    assert text.startswith("earlier step\n<!-- quant-gate:report -->\n## ❌ quant-gate: FAIL — support-assistant: ")
 
 
 def test_no_results_and_no_plan_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,9 +28,12 @@ def many_findings(n_errors: int, n_warnings: int) -> list[Finding]:
 # ---- markdown ---------------------------------------------------------------------------------
 
 
-def test_markdown_starts_with_the_sticky_marker_and_verdict() -> None:
+def test_markdown_starts_with_the_sticky_marker_and_the_deciding_reason() -> None:
     text = render([failed_run()], ReportFormat.markdown)
-    assert text.splitlines()[:2] == ["<!-- quant-gate:report -->", "## ❌ quant-gate: FAIL"]
+    assert text.splitlines()[:2] == [
+        "<!-- quant-gate:report -->",
+        "## ❌ quant-gate: FAIL — support_qa acc dropped 2.4 pts (95% CI −3.7 to −1.1), over its 1 pt limit",
+    ]
 
 
 def test_markdown_without_context_shows_plain_locations() -> None:
@@ -39,17 +42,18 @@ def test_markdown_without_context_shows_plain_locations() -> None:
     assert "https://" not in text
 
 
-def test_markdown_escapes_table_cells() -> None:
+def test_markdown_escapes_table_cells_without_backslashes() -> None:
     r = failed_run()
     bad = Finding(rule_id="X1", slug="custom.x", severity=Severity.warn, message="a | b\nc <script>")
     text = render([r.model_copy(update={"findings": [bad]})], ReportFormat.markdown)
-    assert "| a \\| b<br>c &lt;script&gt; |" in text
+    assert "| a &#124; b c &lt;script&gt; |" in text
+    assert "\\|" not in text
 
 
 def test_markdown_no_specs() -> None:
     text = render([], ReportFormat.markdown)
     assert text == (
-        "<!-- quant-gate:report -->\n## ✅ quant-gate: PASS\n\n"
+        "<!-- quant-gate:report -->\n## ✅ quant-gate: PASS — no spec changed in this pull request: nothing to gate\n\n"
         "No spec changed in this pull request: nothing to gate.\n\n"
         "<sub>quant-gate 0.1.0 · result schema 1.0</sub>\n"
     )
@@ -80,13 +84,16 @@ def test_markdown_drops_only_details_when_that_is_enough() -> None:
            "`gate report --format markdown` on the uploaded results for the full report." in text
 
 
-def test_markdown_chart_is_a_mermaid_xychart() -> None:
+def test_markdown_has_one_criteria_table_with_a_gauge_per_interval() -> None:
     text = render([failed_run()], ReportFormat.markdown)
-    chart = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
-    assert chart.splitlines()[0] == "xychart-beta"
-    assert '  x-axis ["support_qa acc", "qg_wikitext_local word_perplexity", "peak memory", ' \
-           '"tokens per s (batch 1)", "tokens per s (batch 4)"]' in chart
-    assert "  line [96.7, 103, 32.4, 130, 130]" in chart
+    tables = [line for line in text.splitlines() if line.startswith("| Criterion ")]
+    assert tables == ["| Criterion | Baseline | Candidate | Change | Limit | Outcome | Interval vs limit |"]
+    assert ("| support_qa acc (n=400) | 73.25% | 70.85% | −2.4 pts (95% CI −3.7 to −1.1) | drop ≤ 1 pt | ❌ fail "
+            "| `····┃─────●──────` |") in text
+    assert "| KL divergence (2,048 tokens) | — | 0.0213 nats | 95% CI 0.0190 to 0.0236 nats | ≤ 0.05 nats | ✅ pass " \
+           "| `····─●·····┃·····` |" in text
+    assert "| peak memory (GPU) | 2.50 GB | 0.81 GB | −68% (0.32×) | ≤ 20 GB | ✅ pass |  |" in text
+    assert "```mermaid" not in text
 
 
 # ---- github -------------------------------------------------------------------------------------
@@ -112,7 +119,7 @@ def test_annotation_escaping() -> None:
                 location=Location(path="models/a,b:c.yaml", line=2, col=1))
     r = passed_check().model_copy(update={"findings": [f]})
     first = github.render([r]).splitlines()[0]
-    assert first == "::error file=models/a%2Cb%3Ac.yaml,line=2,col=1,title=C1 custom.odd::50%25 off%0D%0Anext"
+    assert first == "::error file=models/a%2Cb%3Ac.yaml,line=2,col=1,title=C1 custom.odd::50%25 off%0Anext"
 
 
 def test_step_summary_stays_under_one_mebibyte() -> None:
@@ -160,7 +167,7 @@ def test_sarif_content() -> None:
     }
     assert by_rule["QG205"]["level"] == "warning"
     assert by_rule["QG301"]["suppressions"][0]["justification"] == (
-        "weights move to the registry next sprint (owner team-platform, expires 2026-12-31)"
+        "waived by team-platform until 2026-12-31: weights move to the registry next sprint"
     )
     assert by_rule["quant-gate/verdict"]["message"]["text"].startswith("FAIL: QG104 calibration.samples")
 
@@ -191,7 +198,7 @@ def test_terminal_plain_and_colour() -> None:
     plain = render([failed_run(), passed_check()], ReportFormat.terminal)
     assert "models/support.yaml:29:12" in plain
     assert plain.endswith(
-        "2 specs: 1 fail, 1 pass · 1 blocking finding, 1 warning, 2 notices\nquant-gate: FAIL\n"
+        "2 specs: 1 fail, 1 pass · 1 blocking finding, 1 warning, 1 notice, 1 waived\nquant-gate: FAIL\n"
     )
     assert "\x1b[" not in plain
     counted = render([passed_check().model_copy(update={"checks": 26}), failed_run().model_copy(update={"checks": 27})],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gate.report import DeletedSpec, ReportContext, ReportFormat, render
-from tests.report.samples import error_check, failed_run, passed_check
+from tests.report.samples import error_check, failed_run, inconclusive_run, passed_check
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
@@ -21,7 +21,8 @@ CONTEXT = ReportContext(
     commit="0123abc",
     details_url="https://github.com/acme/models/actions/runs/42",
     deleted=(DeletedSpec("models/retired.yaml"), DeletedSpec("models/old.yaml", renamed_to="archive/old.yaml")),
-    planned=3,
+    planned=4,
+    width=100,
 )
 
 
@@ -35,7 +36,7 @@ CONTEXT = ReportContext(
     ],
 )
 def test_report_matches_golden(fmt: ReportFormat, name: str) -> None:
-    text = render([failed_run(), passed_check(), error_check()], fmt, CONTEXT)
+    text = render([failed_run(), inconclusive_run(), passed_check(), error_check()], fmt, CONTEXT)
     path = GOLDEN / name
     if os.environ.get("QG_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
