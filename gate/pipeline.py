@@ -103,6 +103,7 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
         loaded = stage("spec", lambda: load_spec(path))
         outcome.loaded = loaded
         # Imported after the spec loads, so a spec error is reported even if a later stage is broken.
+        from gate.evaluate.suites import scan_spec_tasks
         from gate.plan.catalog import load_catalog
         from gate.plan.memory import plan_for_spec
         from gate.policy.engine import load_policy_set, run_checks
@@ -116,6 +117,7 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
         scan_values = policies.resolve("QG511", loaded.spec.metadata).enabled
         weights = stage("weights", lambda: scan_spec_weights(loaded, options.repo_root, scan_values=scan_values))
         calibration = stage("calibration", lambda: inspect_calibration(loaded, options.repo_root))
+        tasks = stage("tasks", lambda: scan_spec_tasks(loaded, options.repo_root))
         if weights is not None and (weights.blocked_by_content or weights.with_verdict(FileVerdict.invalid)):
             # Never parse files the weight scan judged unsafe or invalid; its findings say why.
             plan = None
@@ -134,6 +136,7 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
             weights=weights,
             plan=plan,
             calibration=calibration,
+            tasks=tasks,
         )
         outcome.facts = facts
         evaluation = stage("policy", lambda: run_checks(facts, policies))

@@ -1,10 +1,13 @@
 """Resolve task names to lm-eval task definitions: shipped suites, repo-local tasks, or standard tasks.
 
-Lookup order for a name: ``<repo>/tasks/*.yaml`` (the team's own tasks), then the shipped suites in
-``gate/evaluate/tasks/``; any other name passes straight through to lm-eval's built-in registry
-(needs internet on the runner). Local task YAMLs use ``dataset_path: json`` with ``data_files``
-relative to the YAML's own folder; ``materialize`` rewrites them to absolute paths in a scratch
-include directory, because lm-eval resolves relative paths against the working directory.
+Lookup order for a name: the shipped suites in ``gate/evaluate/tasks/`` (their names are reserved),
+then ``<repo>/tasks/*.yaml`` (the team's own tasks); any other name passes straight through to
+lm-eval's built-in registry (needs internet on the runner). Local task files are untrusted input,
+read and checked by ``gate.evaluate.task_check`` (hardened loader, includes resolved and confined,
+no code hooks, plain templates, confined data). Local task YAMLs use ``dataset_path: json`` with
+``data_files`` relative to the YAML that declares them; ``materialize`` writes each task, includes
+merged and data paths absolute, into a scratch include directory, because lm-eval resolves
+relative paths against the working directory, and it makes lm-eval render templates in a sandbox.
 """
 
 from __future__ import annotations
@@ -17,6 +20,18 @@ from typing import Any
 
 from gate.errors import SourceLocation
 from gate.evaluate.interface import TaskError
+from gate.evaluate.task_check import (
+    FILE_HARDENED,
+    NO_CODE,
+    TEMPLATE_PLAIN,
+    TaskIssue,
+    TaskRoots,
+    TaskScan,
+    inspect_task,
+    peek_task_name,
+    shown,
+)
+from gate.spec.loader import LoadedSpec
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "tasks"
 REPO_TASKS_DIR = "tasks"
@@ -71,28 +86,36 @@ class TaskSource:
         return self.yaml_path is not None
 
 
-def _task_index(dirs: list[Path]) -> dict[str, Path]:
+def _task_index(folder: Path, root: Path) -> tuple[dict[str, Path], list[TaskIssue]]:
+    """Task name -> file for the ``*.yaml`` files directly in ``folder``, and the files refused on the way."""
     index: dict[str, Path] = {}
-    for folder in dirs:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.yaml")):
-            name = _peek_task_name(path)
-            if name and name not in index:
-                index[name] = path
-    return index
+    refused: list[TaskIssue] = []
+    if not folder.is_dir():
+        return index, refused
+    for path in sorted(folder.glob("*.yaml")):
+        name, reason = peek_task_name(path, folder)
+        if reason is not None:
+            refused.append(TaskIssue(rule=FILE_HARDENED, task=path.name, path=shown(path, root), message=reason,
+                                     hint="remove the file, or commit it as a plain lm-eval task YAML inside tasks/"))
+        elif name and name not in index:
+            index[name] = path
+    return index, refused
 
 
-def _peek_task_name(path: Path) -> str | None:
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("task:"):
-            return line.split(":", 1)[1].strip().strip("'\"") or None
-    return None
+_SHIPPED: dict[str, TaskSource] = {}
+"""Shipped suites, inspected once per process (they come with the installed gate)."""
+
+
+def _shipped_index() -> dict[str, Path]:
+    return _task_index(SHIPPED_DIR, SHIPPED_DIR.parents[2])[0]
 
 
 def known_local_tasks(repo_root: Path | None) -> list[str]:
     """Names of the repository's tasks and the shipped suites."""
-    return sorted(_task_index(task_dirs(repo_root)))
+    names = set(_shipped_index())
+    if repo_root is not None:
+        names.update(_task_index(repo_root / REPO_TASKS_DIR, repo_root)[0])
+    return sorted(names)
 
 
 def task_dirs(repo_root: Path | None) -> list[Path]:
@@ -100,68 +123,115 @@ def task_dirs(repo_root: Path | None) -> list[Path]:
     return [*dirs, SHIPPED_DIR]
 
 
+def repo_roots(repo_root: Path) -> TaskRoots:
+    return TaskRoots(tasks=repo_root / REPO_TASKS_DIR, data=repo_root, repo=repo_root)
+
+
+SHIPPED_ROOTS = TaskRoots(tasks=SHIPPED_DIR, data=SHIPPED_DIR, repo=SHIPPED_DIR.parents[2])
+
+
 def resolve_task(name: str, repo_root: Path | None, location: SourceLocation | None = None) -> TaskSource:
-    """Find ``name`` locally (repo tasks, then shipped) or treat it as a standard lm-eval task."""
-    index = _task_index(task_dirs(repo_root))
-    path = index.get(name)
-    if path is None:
-        return TaskSource(name=name, yaml_path=None, config=None, data_files=(), n_items=None,
-                          sha256=hashlib.sha256(f"lm-eval:{name}".encode()).hexdigest(), shipped=False)
-    return _load_local(name, path, location)
+    """Find ``name`` among the shipped suites, then the repository's tasks, or treat it as a standard lm-eval task.
+
+    Shipped names win (a repository task cannot replace a stress suite). A local task is read and
+    checked by ``gate.evaluate.task_check``; any issue but a template one (QG533, which policies
+    may vouch for and which lm-eval renders in a sandbox) raises ``TaskError`` at the task file.
+    """
+    if name in _SHIPPED:
+        return _SHIPPED[name]
+    shipped = _shipped_index().get(name)
+    if shipped is not None:
+        _SHIPPED[name] = _load_local(name, shipped, SHIPPED_ROOTS)
+        return _SHIPPED[name]
+    if repo_root is not None:
+        path = _task_index(repo_root / REPO_TASKS_DIR, repo_root)[0].get(name)
+        if path is not None:
+            return _load_local(name, path, repo_roots(repo_root))
+    return TaskSource(name=name, yaml_path=None, config=None, data_files=(), n_items=None,
+                      sha256=hashlib.sha256(f"lm-eval:{name}".encode()).hexdigest(), shipped=False)
 
 
-def _load_local(name: str, path: Path, location: SourceLocation | None) -> TaskSource:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    where = location or SourceLocation(str(path))
-    try:
-        config = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    except YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise TaskError(f"task {name!r}: {path} is not valid YAML ({first})",
-                        hint="lm-eval's `!function` tags are not supported in local tasks; use built-in filters",
-                        location=where) from None
-    if not isinstance(config, dict):
-        raise TaskError(f"task {name!r}: {path} is not a mapping", hint="write an lm-eval task YAML", location=where)
-    files: list[Path] = []
-    kwargs = config.get("dataset_kwargs") or {}
-    data_files = kwargs.get("data_files")
-    if data_files is not None:
-        resolved: Any
-        if isinstance(data_files, str):
-            resolved = str(_data_path(name, path, data_files, where))
-            files.append(Path(resolved))
-        elif isinstance(data_files, dict):
-            resolved = {}
-            for split, value in data_files.items():
-                values = value if isinstance(value, list) else [value]
-                absolute = [_data_path(name, path, str(v), where) for v in values]
-                files.extend(absolute)
-                resolved[split] = [str(a) for a in absolute] if isinstance(value, list) else str(absolute[0])
-        else:
-            raise TaskError(f"task {name!r}: dataset_kwargs.data_files must be a path or a mapping of splits",
-                            hint="e.g. `data_files: {test: data/my_task.jsonl}`", location=where)
-        config = {**config, "dataset_kwargs": {**kwargs, "data_files": resolved}}
+def _load_local(name: str, path: Path, roots: TaskRoots) -> TaskSource:
+    inspected = inspect_task(name, path, roots)
+    blocking = [i for i in inspected.issues if i.rule != TEMPLATE_PLAIN]
+    if blocking or inspected.config is None:
+        first = blocking[0]
+        raise TaskError(f"task {name!r}: {first.message} ({first.rule})", hint=first.hint,
+                        location=SourceLocation(first.path, first.line, first.col))
+    config = inspected.config
+    files = inspected.data_files
+    for f in files:
+        if not f.is_file():
+            what = "is not a regular file (a pipe or device)" if f.exists() else "not found"
+            raise TaskError(f"task {name!r}: data file {shown(f, roots.data.resolve())} {what}",
+                            hint=f"data_files paths are relative to the task file ({shown(path, roots.repo)}); "
+                            "regenerate shipped data with `python scripts/make_suites.py`",
+                            location=SourceLocation(shown(path, roots.repo)))
     split = config.get("test_split") or config.get("validation_split")
     n_items = _count_items(config, split) if files else None
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    digest.update(inspected.digest.encode())
     for f in files:
-        digest.update(hashlib.sha256(f.read_bytes()).digest())
+        digest.update(_file_sha256(f))
     return TaskSource(name=name, yaml_path=path, config=config, data_files=tuple(files), n_items=n_items,
-                      sha256=digest.hexdigest(), shipped=path.parent == SHIPPED_DIR)
+                      sha256=digest.hexdigest(), shipped=roots is SHIPPED_ROOTS)
 
 
-def _data_path(name: str, yaml_path: Path, value: str, where: SourceLocation) -> Path:
-    candidate = Path(value)
-    if not candidate.is_absolute():
-        candidate = (yaml_path.parent / candidate).resolve()
-    if not candidate.is_file():
-        raise TaskError(f"task {name!r}: data file {value} not found (looked for {candidate})",
-                        hint=f"data_files paths are relative to {yaml_path.parent}; "
-                        "regenerate shipped data with `python scripts/make_suites.py`",
-                        location=where)
-    return candidate
+def _file_sha256(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
+def spec_task_names(loaded: LoadedSpec) -> list[str]:
+    """Task names a spec evaluates: its metrics, its stress suites, its fidelity text task."""
+    quality = loaded.spec.quality
+    if quality is None:
+        return []
+    names = [m.task for m in quality.metrics]
+    names.extend(STRESS_TASKS[s.value] for s in quality.stress)
+    fid = quality.fidelity
+    texts = fid.texts if fid is not None else None
+    if texts and "/" not in texts and not texts.endswith((".jsonl", ".json", ".txt")):
+        names.append(texts)
+    return list(dict.fromkeys(names))
+
+
+def scan_spec_tasks(loaded: LoadedSpec, repo_root: Path) -> TaskScan | None:
+    """The ``gate check`` facts for QG530-QG534: every repository task the spec evaluates, checked.
+
+    Files in ``tasks/`` the loader refuses are reported for every spec (any name could be defined
+    by them), and so are ``*.py`` files there when the spec evaluates a repository task.
+    """
+    folder = repo_root / REPO_TASKS_DIR
+    if not folder.is_dir():
+        return None
+    index, issues = _task_index(folder, repo_root)
+    shipped = set(_shipped_index())
+    used: list[str] = []
+    for name, path in index.items():
+        if name in shipped:
+            issues.append(TaskIssue(
+                rule=FILE_HARDENED, task=name, path=shown(path, repo_root), line=1, col=1,
+                message=f"task: {name!r} is the name of a shipped suite (shipped suites cannot be replaced)",
+                hint="rename the task"))
+    for name in spec_task_names(loaded):
+        if name in shipped or name not in index:
+            continue
+        used.append(name)
+        issues.extend(inspect_task(name, index[name], repo_roots(repo_root)).issues)
+    if used:
+        for py in sorted(p for p in folder.rglob("*.py")):
+            issues.append(TaskIssue(rule=NO_CODE, task=py.name, path=shown(py, repo_root),
+                                    message="a Python file in the task directory (task code from a pull request)",
+                                    hint=_PY_HINT))
+    return TaskScan(tasks=tuple(used), issues=tuple(dict.fromkeys(issues)))
+
+
+_PY_HINT = ("remove it: lm-eval would import it through `!function`; ship code-bearing tasks with the gate release "
+            "the base branch pins")
 
 
 def _count_items(config: dict[str, Any], split: str | None) -> int | None:
@@ -183,9 +253,10 @@ def _count_items(config: dict[str, Any], split: str | None) -> int | None:
 
 
 def materialize(sources: list[TaskSource], include_dir: Path) -> None:
-    """Write each local task's rewritten YAML (absolute data paths) into ``include_dir``."""
+    """Write each local task's merged YAML (no ``include``, absolute data paths) into ``include_dir``."""
     from ruamel.yaml import YAML
 
+    sandbox_templates()
     include_dir.mkdir(parents=True, exist_ok=True)
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
@@ -194,3 +265,20 @@ def materialize(sources: list[TaskSource], include_dir: Path) -> None:
             continue
         with open(include_dir / f"{source.name}.yaml", "w", encoding="utf-8") as handle:
             yaml.dump(source.config, handle)
+
+
+def sandbox_templates() -> None:
+    """Make lm-eval render task templates in Jinja's immutable sandbox (its own environment is not sandboxed).
+
+    lm-eval 0.4 renders every ``doc_to_*`` field through the module-level ``lm_eval.utils.env``;
+    swapping it keeps its settings and filters but refuses ``__globals__``-style escapes.
+    """
+    import lm_eval.utils as lm_utils
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    if isinstance(lm_utils.env, ImmutableSandboxedEnvironment):
+        return
+    env = ImmutableSandboxedEnvironment(loader=lm_utils.env.loader, undefined=StrictUndefined, keep_trailing_newline=True)
+    env.filters.update(lm_utils.env.filters)
+    lm_utils.env = env

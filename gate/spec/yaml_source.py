@@ -30,7 +30,7 @@ MAX_NODES = 10_000
 """Values (scalars, mappings, lists) in one document; a spec has about 60."""
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_YAML_BYTES", "KeyPath", "SourceMap", "YamlDocument", "display_path",
-           "dotted", "parse_yaml", "read_yaml"]
+           "dotted", "parse_yaml", "read_source_bytes", "read_yaml"]
 
 KeyPath = tuple[str | int, ...]
 
@@ -92,6 +92,12 @@ def read_yaml(path: Path, *, what: str = "spec", max_bytes: int = MAX_YAML_BYTES
     shown = display_path(path)
     raw = _read_bytes(path, shown, what, max_bytes)
     return parse_yaml(raw, shown, what=what)
+
+
+def read_source_bytes(path: Path, *, what: str, max_bytes: int = MAX_YAML_BYTES) -> bytes:
+    """A file's bytes within the loader's limits (regular files only, size-capped), for callers that
+    only peek at a file (e.g. a task directory's index) before ``read_yaml`` parses it."""
+    return _read_bytes(path, display_path(path), what, max_bytes)
 
 
 def parse_yaml(raw: bytes, shown: str, *, what: str = "spec") -> YamlDocument:

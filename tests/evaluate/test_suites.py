@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from gate.evaluate.interface import TaskError
 from gate.evaluate.suites import SHIPPED_DIR, STRESS_TASKS, materialize, resolve_task
@@ -79,21 +80,57 @@ def test_missing_task_data_is_a_task_error(tmp_path: Path) -> None:
     )
     with pytest.raises(TaskError) as info:
         resolve_task("gone", tmp_path)
-    expected = (tmp_path / "tasks" / "data" / "gone.jsonl").resolve()
-    assert info.value.message == f"task 'gone': data file data/gone.jsonl not found (looked for {expected})"
+    assert info.value.message == "task 'gone': data file tasks/data/gone.jsonl not found"
     assert info.value.hint == (
-        f"data_files paths are relative to {tmp_path / 'tasks'}; regenerate shipped data with "
+        "data_files paths are relative to the task file (tasks/gone.yaml); regenerate shipped data with "
         "`python scripts/make_suites.py`"
     )
+    assert str(info.value.location) == "tasks/gone.yaml"
 
 
-def test_function_tags_are_refused_with_a_hint(tmp_path: Path) -> None:
+def test_function_tags_are_refused_at_the_tag(tmp_path: Path) -> None:
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "fn.yaml").write_text("task: fn\nprocess_results: !function utils.process\n")
     with pytest.raises(TaskError) as info:
         resolve_task("fn", tmp_path)
-    assert info.value.message.startswith(f"task 'fn': {tmp_path / 'tasks' / 'fn.yaml'} is not valid YAML")
-    assert info.value.hint == "lm-eval's `!function` tags are not supported in local tasks; use built-in filters"
+    assert info.value.message == "task 'fn': `!function` imports Python from the pull request (QG532)"
+    assert info.value.hint == ("use lm-eval's built-in filters and metrics; code-bearing tasks ship with the gate "
+                               "release the base branch pins")
+    assert str(info.value.location) == "tasks/fn.yaml:2:18"
+
+
+def test_a_repository_task_cannot_replace_a_shipped_suite(tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "easy.yaml").write_text("task: qg_reasoning\ndataset_path: json\n")
+    assert resolve_task("qg_reasoning", tmp_path).shipped
+
+
+def test_includes_are_merged_before_lm_eval_sees_the_task(tmp_path: Path) -> None:
+    (tmp_path / "tasks" / "data").mkdir(parents=True)
+    (tmp_path / "tasks" / "data" / "x.jsonl").write_text('{"q": "a"}\n')
+    (tmp_path / "tasks" / "base.yml").write_text(
+        "dataset_path: json\ndataset_kwargs:\n  data_files: {test: data/x.jsonl}\ntest_split: test\n"
+        "doc_to_text: '{{q}}'\noutput_type: loglikelihood_rolling\n")
+    (tmp_path / "tasks" / "child.yaml").write_text("include: base.yml\ntask: child\ndoc_to_target: '{{q}}'\n")
+    source = resolve_task("child", tmp_path)
+    assert source.n_items == 1
+    materialize([source], tmp_path / "include")
+    written = YAML(typ="safe").load((tmp_path / "include" / "child.yaml").read_text())
+    assert written == {"task": "child", "dataset_path": "json", "test_split": "test", "doc_to_text": "{{q}}",
+                       "doc_to_target": "{{q}}", "output_type": "loglikelihood_rolling",
+                       "dataset_kwargs": {"data_files": {"test": str(tmp_path / "tasks" / "data" / "x.jsonl")}}}
+
+
+def test_materialize_makes_lm_eval_render_in_a_sandbox(tmp_path: Path) -> None:
+    import lm_eval.utils
+    from jinja2.exceptions import SecurityError
+
+    materialize([], tmp_path / "include")
+    canary = tmp_path / "PWNED"
+    with pytest.raises(SecurityError):
+        lm_eval.utils.apply_template(f"{{{{ cycler.__init__.__globals__.os.system('touch {canary}') }}}}", {})
+    assert not canary.exists()
+    assert lm_eval.utils.apply_template("{{q}}!", {"q": "hi"}) == "hi!"
 
 
 def test_unknown_local_name_passes_through_as_a_standard_task() -> None:

@@ -15,6 +15,7 @@ Rule-case format (one file per rule: ``tests/policy/cases/<RULE_ID>.yaml``)::
           weights: {...}                   #   gate.weights.interface.WeightScan JSON
           plan: {...}                      #   gate.plan.memory.MemoryPlan JSON
           calibration: {...}               #   gate.weights.calibration.CalibrationFile fields
+          tasks: {...}                     #   gate.evaluate.task_check.TaskScan JSON
         params: {...}                      # optional rule parameters (merged onto the defaults)
         today: 2026-11-23                  # optional; default TODAY below
 
@@ -90,9 +91,14 @@ def _facts(case: dict[str, Any]) -> Facts:
         from gate.weights.calibration import CalibrationFile
 
         calibration = CalibrationFile(**raw["calibration"])
+    tasks = None
+    if "tasks" in raw:
+        from gate.evaluate.task_check import TaskScan
+
+        tasks = TaskScan.model_validate(raw["tasks"])
     today = case.get("today", TODAY)
     return Facts(loaded=loaded, catalog=load_catalog(), today=today, repo_root=REPO_ROOT, weights=weights, plan=plan,
-                 calibration=calibration)
+                 calibration=calibration, tasks=tasks)
 
 
 @pytest.mark.parametrize(("rule_id", "case"), _all_cases())
