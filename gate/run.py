@@ -231,6 +231,7 @@ def _final(outcome: StaticOutcome, findings: list[Finding], metrics: list[Metric
     from gate.verdict.decide import decide, exit_code
 
     policy = _inconclusive_policy(outcome, policy_set)
+    findings = [*findings, *_measured_findings(outcome, performance, policy_set)]
     extra = [*fidelity.reasons]
     for check in performance.checks:
         if check.passed is False:
@@ -251,6 +252,18 @@ def _final(outcome: StaticOutcome, findings: list[Finding], metrics: list[Metric
         metrics=metrics, fidelity=fidelity.model_dump(mode="json"), performance=performance.model_dump(mode="json"),
         runtime=runtime,
     )
+
+
+def _measured_findings(outcome: StaticOutcome, performance: Any, policy_set: PolicySet | None) -> list[Finding]:
+    """QG702/QG703: the constraint judged on what was measured (a memory-bound spec whose memory went up...)."""
+    import dataclasses
+
+    from gate.policy.engine import load_policy_set, run_measured_checks
+
+    assert outcome.facts is not None
+    policies = policy_set if policy_set is not None else load_policy_set(
+        StaticOptions(repo_root=outcome.facts.repo_root))
+    return run_measured_checks(dataclasses.replace(outcome.facts, performance=performance), policies)
 
 
 def _inconclusive_policy(outcome: StaticOutcome, policy_set: PolicySet | None) -> Any:

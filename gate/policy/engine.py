@@ -17,7 +17,7 @@ from gate.policy.facts import Facts
 from gate.policy.loading import build_policy_set, load_policy_set
 from gate.policy.policy_set import GateSettings, PlacedCustomRule, PolicySet, ResolvedRule
 from gate.policy.rules import builtin_rules
-from gate.policy.waivers import apply_waivers
+from gate.policy.waivers import apply_waivers, mark_waived
 from gate.result import Finding, Location, Severity
 from gate.spec.yaml_source import KeyPath, SourceMap
 
@@ -44,6 +44,8 @@ def run_checks(facts: Facts, policy_set: PolicySet) -> Evaluation:
     findings: list[Finding] = []
     checks = 0
     for rule_id, rule_cls in builtin_rules().items():
+        if rule_cls.stage in MEASURED_STAGES:
+            continue  # judged by run_measured_checks once gate run has measured
         resolved = policy_set.resolve(rule_id, meta)
         if resolved.conflict is not None:
             findings.append(resolved.conflict)
@@ -79,6 +81,31 @@ def run_checks(facts: Facts, policy_set: PolicySet) -> Evaluation:
     checks += apply_waivers(findings, policy_set.waivers, meta.name, today)
     findings.sort(key=_order)
     return Evaluation(findings=findings, checks=checks)
+
+
+MEASURED_STAGES = frozenset({"performance"})
+"""Stages whose facts only ``gate run`` measures; their rules run in ``run_measured_checks``."""
+
+
+def run_measured_checks(facts: Facts, policy_set: PolicySet) -> list[Finding]:
+    """The rules over what ``gate run`` measured (QG702, QG703), at their policy severity and mode,
+    with the waivers that cover them applied (expired or unused waivers were reported by the static pass)."""
+    meta = facts.loaded.spec.metadata
+    findings: list[Finding] = []
+    for rule_id, rule_cls in builtin_rules().items():
+        if rule_cls.stage not in MEASURED_STAGES:
+            continue
+        resolved = policy_set.resolve(rule_id, meta)
+        if not resolved.enabled:
+            continue
+        for v in rule_cls().check(facts, resolved.params):
+            findings.append(Finding(
+                rule_id=rule_id, slug=rule_cls.slug, severity=resolved.severity, message=v.message,
+                location=Location.of(facts.loaded.source_map.locate(v.key_path)), hint=v.hint, stage=rule_cls.stage,
+                mode=resolved.effective_mode(facts.today), policy=resolved.policy, detail=dict(v.detail or {}),
+            ))
+    mark_waived(findings, policy_set.waivers, meta.name, facts.today)
+    return findings
 
 
 def _custom_finding(custom: PlacedCustomRule, activation: Any, smap: SourceMap, today: dt.date) -> Finding | None:

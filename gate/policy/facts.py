@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from gate.spec.loader import LoadedSpec
 
 if TYPE_CHECKING:
+    from gate.evaluate.interface import PerformanceResult
     from gate.evaluate.task_check import TaskScan
     from gate.plan.catalog import HardwareCatalog
     from gate.plan.memory import MemoryPlan
@@ -33,3 +34,5 @@ class Facts:
     """The repository tasks the spec evaluates, checked (None when the repository has no ``tasks/``)."""
     calibration: CalibrationFile | None = None
     """Set by the calibration stage (None when it did not run or the spec has no calibration)."""
+    performance: PerformanceResult | None = None
+    """Set by ``gate run`` once speed and memory are measured (the QG702/QG703 facts)."""

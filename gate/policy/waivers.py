@@ -60,6 +60,8 @@ def apply_waivers(findings: list[Finding], waivers: Iterable[PlacedWaiver], name
             ))
             continue
         hits = [i for i, f in enumerate(findings) if f.rule_id == waiver.rule and not f.waived]
+        if not hits and rule_cls is not None and rule_cls.stage == "performance":
+            continue  # measured by gate run only: mark_waived applies it there
         if not hits:
             findings.append(WAIVER_UNUSED.finding(
                 f"waiver of {waiver.rule} for {name} matches no finding",
@@ -72,3 +74,16 @@ def apply_waivers(findings: list[Finding], waivers: Iterable[PlacedWaiver], name
         for i in hits:
             findings[i] = findings[i].model_copy(update={"waived": True, "waiver": note})
     return checks
+
+
+def mark_waived(findings: list[Finding], waivers: Iterable[PlacedWaiver], name: str, today: dt.date) -> None:
+    """Mark the findings that current, applicable waivers cover (in place); report nothing about the waivers."""
+    rules = builtin_rules()
+    for item in waivers:
+        waiver = item.waiver
+        rule_cls = rules.get(waiver.rule)
+        if not waiver.covers(name) or today > waiver.expires or (rule_cls is not None and not rule_cls.waivable):
+            continue
+        for i, finding in enumerate(findings):
+            if finding.rule_id == waiver.rule and not finding.waived:
+                findings[i] = finding.model_copy(update={"waived": True, "waiver": item.note()})

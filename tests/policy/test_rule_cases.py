@@ -15,6 +15,7 @@ Rule-case format (one file per rule: ``tests/policy/cases/<RULE_ID>.yaml``)::
           weights: {...}                   #   gate.weights.interface.WeightScan JSON
           plan: {...}                      #   gate.plan.memory.MemoryPlan JSON
           calibration: {...}               #   gate.weights.calibration.CalibrationFile fields
+          performance: {...}               #   gate.evaluate.interface.PerformanceResult JSON (gate run)
           tasks: {...}                     #   gate.evaluate.task_check.TaskScan JSON
         params: {...}                      # optional rule parameters (merged onto the defaults)
         today: 2026-11-23                  # optional; default TODAY below
@@ -91,6 +92,11 @@ def _facts(case: dict[str, Any]) -> Facts:
         from gate.weights.calibration import CalibrationFile
 
         calibration = CalibrationFile(**raw["calibration"])
+    performance = None
+    if "performance" in raw:
+        from gate.evaluate.interface import PerformanceResult
+
+        performance = PerformanceResult.model_validate(raw["performance"])
     tasks = None
     if "tasks" in raw:
         from gate.evaluate.task_check import TaskScan
@@ -98,7 +104,7 @@ def _facts(case: dict[str, Any]) -> Facts:
         tasks = TaskScan.model_validate(raw["tasks"])
     today = case.get("today", TODAY)
     return Facts(loaded=loaded, catalog=load_catalog(), today=today, repo_root=REPO_ROOT, weights=weights, plan=plan,
-                 calibration=calibration, tasks=tasks)
+                 calibration=calibration, performance=performance, tasks=tasks)
 
 
 @pytest.mark.parametrize(("rule_id", "case"), _all_cases())
