@@ -1,4 +1,4 @@
-"""`gate registry ...`: list, show, diff, export, import runs; record incidents."""
+"""`gate registry ...`: list, show, diff, export (jsonl, csv, MLflow), import, sync; incidents."""
 
 from __future__ import annotations
 
@@ -9,20 +9,21 @@ from pathlib import Path
 
 from gate.errors import InputError
 
-HELP = "query the run registry (list, show, diff, export, import, incident)"
+HELP = "query the run registry (list, show, diff, export, import, sync, incident, migrate)"
 
 VERDICTS = ("pass", "fail", "inconclusive", "error")
 
 
 def add_registry_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", type=Path, default=None, metavar="DB",
-                        help="registry database (default: .gate/registry.db)")
+    parser.add_argument("--registry", default=None, metavar="PATH|URL",
+                        help="registry: a SQLite path or postgresql://USER:PASSWORD@HOST:5432/DB "
+                             "(default: $GATE_REGISTRY_URL, else .gate/registry.db)")
 
 
 def registry_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from gate.registry import DEFAULT_DB, Registry
+    from gate.registry import Registry
 
-    return Registry(args.registry or DEFAULT_DB)
+    return Registry(args.registry)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +42,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("a", type=int)
     p.add_argument("b", type=int)
     add_registry_option(p)
-    p = sub.add_parser("export", help="export runs (jsonl keeps everything; csv for spreadsheets)")
-    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    p.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
+    p = sub.add_parser("export", help="export runs (jsonl keeps everything; csv for spreadsheets; mlflow back-fills "
+                                      "a tracking server)")
+    p.add_argument("--format", choices=["jsonl", "csv", "mlflow"], default="jsonl")
+    p.add_argument("--out", type=Path, default=None, help="file to write (default: stdout; not for mlflow)")
+    add_mlflow_options(p)
+    add_registry_option(p)
+    p = sub.add_parser("sync", help="upload runs queued while the registry was unreachable")
+    p.add_argument("--queue", type=Path, default=None,
+                   help="queue file (default: $GATE_REGISTRY_QUEUE, else .gate/registry-queue.jsonl)")
     add_registry_option(p)
     p = sub.add_parser("import", help="import a jsonl export (runs already present are skipped)")
     p.add_argument("file", type=Path)
@@ -80,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         for change in changes:
             print(f"{change.section:8} {change.key}: {change.before} -> {change.after}")
         return 0
+    if action == "export" and args.format == "mlflow":
+        return _export_mlflow(registry, args)
     if action == "export":
         from gate.registry.exchange import export_csv, export_jsonl
 
@@ -97,6 +106,17 @@ def run(args: argparse.Namespace) -> int:
         imported, skipped = registry.import_rows(read_jsonl(args.file))
         print(f"imported {imported} runs, skipped {skipped} already present")
         return 0
+    if action == "sync":
+        from gate.registry.queue import pending, queue_path, sync
+
+        queue = queue_path(args.queue)
+        waiting = pending(queue)
+        if not waiting:
+            print(f"nothing to sync: {queue} holds no queued runs")
+            return 0
+        imported, skipped = sync(queue, registry)
+        print(f"synced {waiting} queued runs to {registry.shown}: {imported} recorded, {skipped} already present")
+        return 0
     if action == "incident":
         incident_id = registry.add_incident(args.model, args.note, run_id=args.run)
         print(f"recorded incident {incident_id} for {args.model}")
@@ -105,6 +125,43 @@ def run(args: argparse.Namespace) -> int:
         print(f"registry schema version {registry.migrate()}")
         return 0
     raise InputError(f"unknown registry action {action!r}")
+
+
+def add_mlflow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mlflow-uri", dest="mlflow_uri", default=None, metavar="URI",
+                        help="MLflow tracking server (default: $MLFLOW_TRACKING_URI)")
+    parser.add_argument("--mlflow-experiment", dest="mlflow_experiment", default=None, metavar="NAME",
+                        help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else quant-gate)")
+
+
+def mlflow_uri_from(args: argparse.Namespace) -> str | None:
+    import os
+
+    from gate.registry.mlflow_export import URI_ENV
+
+    return args.mlflow_uri or os.environ.get(URI_ENV) or None
+
+
+def _export_mlflow(registry, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from gate.registry.mlflow_export import MlflowUnavailable, experiment_name, log_rows, shown_uri
+    from gate.registry.store import RUN_COLUMNS
+
+    uri = mlflow_uri_from(args)
+    if not uri:
+        raise InputError("--format mlflow needs a tracking server",
+                         hint="pass --mlflow-uri http://mlflow.internal:5000 or set MLFLOW_TRACKING_URI")
+    if args.out is not None:
+        raise InputError("--out does not apply to --format mlflow", hint="drop --out: runs go to the tracking server")
+    records = registry.list_runs(limit=None)[::-1]
+    rows = [{c: getattr(r, c) for c in RUN_COLUMNS} for r in records]
+    try:
+        logged, skipped = log_rows(rows, uri, experiment=args.mlflow_experiment)
+    except MlflowUnavailable as exc:
+        raise InputError(str(exc), hint="check the URI and that the server is up; runs already logged are "
+                                        "skipped when you retry") from None
+    print(f"exported {len(logged)} runs to MLflow at {shown_uri(uri)} (experiment "
+          f"{experiment_name(args.mlflow_experiment)!r}), skipped {skipped} already there")
+    return 0
 
 
 def _summary(record) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -116,15 +173,6 @@ def _summary(record) -> dict[str, object]:  # type: ignore[no-untyped-def]
 
 
 def _print_list(records) -> None:  # type: ignore[no-untyped-def]
-    from rich.console import Console
-    from rich.table import Table
+    from gate.registry.listing import render_runs
 
-    table = Table(title=f"{len(records)} runs")
-    for col in ("id", "recorded", "model", "method", "bits", "verdict", "metrics"):
-        table.add_column(col)
-    for r in records:
-        metrics = ", ".join(
-            f"{m['task']}/{m['metric']} {m['difference']:+.3g}" for m in r.result.get("metrics", [])
-        ) if len(records) <= 200 else ""
-        table.add_row(str(r.id), r.recorded_at[:19], r.model, r.method or "", str(r.bits or ""), r.verdict, metrics)
-    Console().print(table)
+    sys.stdout.write(render_runs(records))

@@ -13,7 +13,7 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass, field
 
-from gate.registry.store import Incident, Registry, RunRecord
+from gate.registry.store import Incident, Registry, RunSummary
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def _parse(ts: str) -> dt.datetime:
 
 def compute_stats(registry: Registry, traffic: dict[str, float] | None = None) -> AdoptionStats:
     """``traffic`` (model -> share, e.g. from the specs under models/) overrides recorded shares."""
-    runs = registry.all_runs_ascending()
-    by_model: dict[str, list[RunRecord]] = {}
+    runs = registry.run_summaries()
+    by_model: dict[str, list[RunSummary]] = {}
     for run in runs:
         by_model.setdefault(run.model, []).append(run)
     shares: dict[str, float] = {}
@@ -155,11 +155,18 @@ def render_markdown(stats: AdoptionStats) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_terminal(stats: AdoptionStats) -> str:
+def render_terminal(stats: AdoptionStats, width: int | None = None) -> str:
+    """The report as text, once (a recording console that also printed it wrote it twice)."""
+    import io
+
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(record=True, width=120, force_terminal=False, color_system=None)
+    from gate.registry.listing import output_width
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or output_width(), force_terminal=False, color_system=None,
+                      highlight=False, soft_wrap=False)
     share = _pct(stats.covered_share / stats.total_share) if stats.total_share else "n/a"
     console.print(
         f"Validated quantized models cover {_pct(stats.covered_share)} of inference volume "
@@ -167,7 +174,7 @@ def render_terminal(stats: AdoptionStats) -> str:
     )
     coverage = Table(title="Coverage (ranked by volume)")
     for col in ("#", "model", "share", "latest verdict", "validated", "cumulative validated"):
-        coverage.add_column(col)
+        coverage.add_column(col, no_wrap=col != "model", overflow="fold")
     for row in stats.coverage:
         coverage.add_row(str(row.rank), row.model, _pct(row.traffic_share), row.latest_verdict or "never run",
                          "yes" if row.validated else "no",
@@ -175,7 +182,7 @@ def render_terminal(stats: AdoptionStats) -> str:
     console.print(coverage)
     ttq = Table(title="Time to quantize")
     for col in ("model", "first run", "first pass", "attempts", "time to pass", "run time"):
-        ttq.add_column(col)
+        ttq.add_column(col, no_wrap=col != "model", overflow="fold")
     for item in stats.time_to_quantize:
         ttq.add_row(item.model, item.first_run[:10], (item.first_pass or "—")[:10], str(item.attempts),
                     _hours(item.hours_to_pass),
@@ -188,4 +195,4 @@ def render_terminal(stats: AdoptionStats) -> str:
     console.print(f"Regression incidents in production: {total}")
     for model, items in sorted(stats.incidents.items()):
         console.print(f"  {model}: {len(items)} — latest: {items[-1].note}")
-    return console.export_text()
+    return buffer.getvalue()
