@@ -51,7 +51,7 @@ def check_path(key: str, value: str, repo_root: Path) -> ConfinementViolation | 
     lexical = Path(os.path.normpath(root / value))
     if not _inside(lexical, root):
         return violation("escapes the repository root through '..'")
-    resolved = (root / value).resolve()
+    resolved = Path(os.path.realpath(root / value))  # a symlink loop stays unresolved (no RuntimeError)
     if not _inside(resolved, root):
         return violation(f"resolves through a symlink to {resolved}, outside the repository root")
     return None
@@ -64,10 +64,11 @@ def check_tree(key: str, directory: Path, repo_root: Path, shown_root: str) -> l
     for current, dirs, files in os.walk(directory):
         for name in sorted([*dirs, *files]):
             path = Path(current) / name
-            if path.is_symlink() and not _inside(path.resolve(), root):
+            target = Path(os.path.realpath(path))
+            if path.is_symlink() and not _inside(target, root):
                 shown = f"{shown_root}/{path.relative_to(directory).as_posix()}"
                 found.append(
-                    ConfinementViolation(key=key, path=shown, reason=f"is a symlink to {path.resolve()}, outside the repository root")
+                    ConfinementViolation(key=key, path=shown, reason=f"is a symlink to {target}, outside the repository root")
                 )
         dirs[:] = [d for d in dirs if not (Path(current) / d).is_symlink()]
     return found

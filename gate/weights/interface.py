@@ -44,11 +44,35 @@ class FileFormat(StrEnum):
     pytorch_tar = "pytorch-tar"
     """The oldest ``torch.save`` format: a tar archive of pickles."""
     numpy = "numpy"
+    """A ``.npy`` array (plain: inert; object dtype: a pickle payload)."""
     gguf = "gguf"
     python = "python"
     """Code (``*.py``, ``*.pyc``): remote code."""
+    json = "json"
+    """A JSON document (config, tokenizer, generation config...)."""
+    text = "text"
+    """UTF-8 text without control bytes (vocabularies, merges, README, LICENSE)."""
+    sentencepiece = "sentencepiece"
+    """A SentencePiece ``ModelProto`` (``tokenizer.model``)."""
+    chat_template = "chat-template"
+    """A Jinja chat template file (``chat_template.jinja``)."""
+    zip = "zip"
+    """A zip archive that is not a PyTorch checkpoint (``.npz`` included)."""
+    tar = "tar"
+    """A tar archive that is not a legacy PyTorch checkpoint."""
+    gzip = "gzip"
+    bzip2 = "bzip2"
+    xz = "xz"
+    lzma = "lzma"
+    zlib = "zlib"
+    sevenzip = "7z"
+    """7z, zstd, lz4 and rar: containers the gate cannot open, refused unread (``reason`` names which)."""
+    special = "special"
+    """Not a regular file: a FIFO, socket, device, symlink loop or dangling symlink."""
+    unknown = "unknown"
+    """Bytes no parser positively identified."""
     other = "other"
-    """Config, tokenizer and any file that is none of the above."""
+    """Kept for result files written before fail-closed identification (no new scan emits it)."""
 
 
 class FileVerdict(StrEnum):
@@ -64,8 +88,36 @@ class FileVerdict(StrEnum):
     """A pickle that cannot be analysed (malformed, truncated, over a limit): treated as unsafe."""
     code = "code"
     """A Python source or bytecode file."""
+    unknown = "unknown"
+    """Not positively identified as a known-safe type: blocks unless a policy allows the type (QG512)."""
+    container = "container"
+    """An archive or compressed stream whose contents passed: still blocked (QG513), since the
+    gate vouches only for files a loader reads as they are."""
+    limit = "limit-exceeded"
+    """A bounded-work limit was hit before the analysis finished (``limit`` names it; QG514)."""
+    not_regular = "not-regular"
+    """A FIFO, socket, device, symlink loop or dangling symlink (QG518): never opened."""
     other = "other"
-    """Not a weight format the gate judges (config, tokenizer, text)."""
+    """A positively identified inert file (JSON, text, tokenizer, SentencePiece, plain array)."""
+
+
+class ChatTemplateReport(_Frozen):
+    """One Jinja chat template found in a model file."""
+
+    source: str
+    """Where it was found: ``chat_template`` (tokenizer_config.json), ``tokenizer.chat_template``
+    (GGUF metadata) or ``file`` (a ``*.jinja`` file)."""
+    name: str = "default"
+    """The template's name (``default``, or e.g. ``tool_use``)."""
+    sha256: str
+    hostile: list[str] = Field(default_factory=list)
+    """Constructs that reach outside the template, ``line N: what``; a sandbox SecurityError too."""
+    render_error: str | None = None
+    """Why the template does not compile or render in Jinja's sandbox (None when it renders)."""
+    changed: bool = False
+    """The template differs from the base branch's version of the same file (or is new there)."""
+    diff: str | None = None
+    """Unified diff base -> head (capped), when ``changed``."""
 
 
 class FileReport(_Frozen):
@@ -86,6 +138,13 @@ class FileReport(_Frozen):
     """Archives only: the members that hold pickles."""
     nonfinite_tensors: list[str] | None = None
     """safetensors only: tensors holding NaN/Inf values; None when values were not scanned."""
+    member: str | None = None
+    """Containers: the member path the verdict comes from (nested containers joined by ``!/``,
+    e.g. ``inner.zip!/archive/data.pkl``; a compressed stream's content is ``<gzip>``)."""
+    limit: str | None = None
+    """``limit-exceeded`` only: the limit hit (a ``ScanLimits`` field, ``pickle_bytes`` or ``pickle_seconds``)."""
+    chat_templates: list[ChatTemplateReport] = Field(default_factory=list)
+    """Chat templates in this file (tokenizer_config.json, GGUF metadata, ``*.jinja``)."""
 
     @property
     def is_pickle(self) -> bool:
@@ -123,6 +182,8 @@ class LockStatus(_Frozen):
     """Pinned by the lockfile, absent on disk (paths relative to the model directory)."""
     extra: list[str] = Field(default_factory=list)
     """On disk, not in the lockfile."""
+    not_regular: list[str] = Field(default_factory=list)
+    """Entries that are not regular files (FIFO, device, symlink loop): never opened or hashed."""
     revision: str | None = None
     """Revision recorded in the lockfile (hub models)."""
     expected_revision: str | None = None
@@ -189,13 +250,17 @@ class WeightScan(_Frozen):
     def blocked_by_content(self) -> bool:
         """Unsafe content that must never be loaded, whatever the policy says."""
         return bool(
-            self.with_verdict(FileVerdict.unsafe, FileVerdict.unparseable)
+            self.with_verdict(
+                FileVerdict.unsafe, FileVerdict.unparseable, FileVerdict.limit, FileVerdict.not_regular
+            )
+            or any(t.hostile for f in self.files for t in f.chat_templates)
             or self.remote_code.present
             or self.confinement
         )
 
 
 __all__ = [
+    "ChatTemplateReport",
     "ConfinementViolation",
     "FileFormat",
     "FileReport",

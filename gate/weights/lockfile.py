@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,36 +58,61 @@ class Lockfile:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def sha256_file(path: Path, chunk_bytes: int = CHUNK_BYTES) -> str:
+ChunkObserver = Callable[[int, memoryview], None]
+"""Sees every chunk hashed, with its file offset (e.g. the NaN/Inf check): one read, two checks."""
+
+
+def sha256_file(path: Path, chunk_bytes: int = CHUNK_BYTES, observer: ChunkObserver | None = None) -> str:
     """The hex sha256 of a file, streamed in ``chunk_bytes`` reads into one reused buffer."""
     digest = hashlib.sha256()
     buffer = bytearray(chunk_bytes)
     view = memoryview(buffer)
+    offset = 0
     with path.open("rb", buffering=0) as handle:
         while True:
             n = handle.readinto(buffer)
             if not n:
                 break
             digest.update(view[:n])
+            if observer is not None:
+                observer(offset, view[:n])
+            offset += n
     return digest.hexdigest()
+
+
+def is_regular(path: Path) -> bool:
+    """A regular file (symlinks followed); False for FIFOs, devices, loops and dangling links,
+    which are never opened (a FIFO would block the reader forever)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def hash_files(paths: Iterable[Path], workers: int | None = None) -> dict[Path, str]:
-    """sha256 of many files, in parallel; result keyed by the paths given."""
+def hash_files(
+    paths: Iterable[Path], workers: int | None = None, observers: Mapping[Path, ChunkObserver] | None = None
+) -> dict[Path, str]:
+    """sha256 of many files, in parallel; result keyed by the paths given. ``observers`` see the
+    chunks of their file as it is hashed."""
     todo = list(paths)
     if not todo:
         return {}
+    seen = observers or {}
+
+    def one(path: Path) -> str:
+        return sha256_file(path, observer=seen.get(path))
+
     count = min(workers or default_workers(), len(todo))
     if count == 1:
-        return {p: sha256_file(p) for p in todo}
+        return {p: one(p) for p in todo}
     # Largest first, so one big shard does not start last and leave the other workers idle.
     order = sorted(todo, key=lambda p: p.stat().st_size, reverse=True)
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="gate-sha256") as pool:
-        digests = dict(zip(order, pool.map(sha256_file, order), strict=True))
+        digests = dict(zip(order, pool.map(one, order), strict=True))
     return {p: digests[p] for p in todo}
 
 
@@ -96,13 +122,13 @@ def model_files(model_path: Path, *, exclude: Iterable[Path] = ()) -> list[Path]
     lists them like files; confinement decides whether they may be read."""
     if model_path.is_file():
         return [model_path]
-    skip = {p.resolve() for p in exclude}
+    skip = {Path(os.path.realpath(p)) for p in exclude}  # realpath: no RuntimeError on a symlink loop
     found: list[Path] = []
     for root, dirs, files in os.walk(model_path):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
         for name in sorted(files):
             path = Path(root) / name
-            if path.resolve() in skip:
+            if Path(os.path.realpath(path)) in skip:
                 continue
             found.append(path)
     return sorted(found, key=lambda p: p.relative_to(model_path).as_posix())
@@ -121,6 +147,13 @@ def build_lockfile(
     """Hash every file of ``model_path``; ``known`` digests (files the caller hashed after writing
     them and has not touched since) are taken as given."""
     files = model_files(model_path, exclude=exclude)
+    for path in files:
+        if not is_regular(path):
+            raise WeightsError(
+                "is not a regular file (a FIFO, device, symlink loop or dangling symlink); it cannot be pinned",
+                hint="remove it from the model directory, or replace it with the real file",
+                location=SourceLocation(str(path)),
+            )
     known = known or {}
     digests = {p: known[p] for p in files if p in known}
     digests.update(hash_files([p for p in files if p not in digests], workers))
@@ -226,17 +259,21 @@ def verify_lockfile(
     shown_lockfile: str | None = None,
     expected_revision: str | None = None,
     workers: int | None = None,
+    observers: Mapping[Path, ChunkObserver] | None = None,
 ) -> LockStatus:
     """Compare a model's files with its lockfile: changed (expected vs actual sha256), missing,
-    extra, and (hub models) the recorded revision. Raises ``WeightsError`` for a malformed lockfile."""
+    extra, not regular, and (hub models) the recorded revision. Raises ``WeightsError`` for a
+    malformed lockfile. ``observers`` see each hashed file's chunks (the value check)."""
     shown = shown_lockfile or str(lockfile)
     lock = read_lockfile(lockfile, shown)
-    on_disk = {relative_name(model_path, p): p for p in model_files(model_path, exclude=[lockfile])}
+    listed = {relative_name(model_path, p): p for p in model_files(model_path, exclude=[lockfile])}
+    not_regular = sorted(name for name, p in listed.items() if not is_regular(p))
+    on_disk = {name: p for name, p in listed.items() if name not in not_regular}
     pinned = {e.path: e for e in lock.files}
-    missing = sorted(set(pinned) - set(on_disk))
+    missing = sorted(set(pinned) - set(listed))
     extra = sorted(set(on_disk) - set(pinned))
     common = sorted(set(pinned) & set(on_disk))
-    digests = hash_files([on_disk[name] for name in common], workers)
+    digests = hash_files([on_disk[name] for name in common], workers, observers)
     changed: list[LockChange] = []
     for name in common:
         path, entry = on_disk[name], pinned[name]
@@ -252,10 +289,11 @@ def verify_lockfile(
         changed=changed,
         missing=missing,
         extra=extra,
+        not_regular=not_regular,
         revision=lock.revision,
         expected_revision=expected_revision,
     )
-    if changed or missing or extra or status.revision_mismatch:
+    if changed or missing or extra or not_regular or status.revision_mismatch:
         status = status.model_copy(update={"state": LockState.mismatch})
     return status
 

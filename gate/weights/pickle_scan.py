@@ -58,7 +58,11 @@ _EXT_OPS = frozenset({"EXT1", "EXT2", "EXT4"})
 
 
 class PickleLimit(Exception):
-    """A stream exceeded the size or time limit."""
+    """A stream exceeded the size or time limit; ``limit`` names it."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class PickleAnalysis:
     """The bytes are a pickle: PROTO header, a STOP reached, or an import with valid names."""
     first_value_magic: bool = False
     """The first pickle is exactly the legacy ``torch.save`` magic number."""
+    limit: str | None = None
+    """The analysis limit hit (``pickle_bytes`` / ``pickle_seconds``), when ``error`` is one."""
 
     @property
     def unsafe_globals(self) -> list[str]:
@@ -130,25 +136,25 @@ class _Bounded(io.RawIOBase):
 
     def _check(self, n: int) -> int:
         if time.monotonic() > self._deadline:
-            raise PickleLimit(f"analysis took over {MAX_SECONDS:g} s")
+            raise PickleLimit(f"analysis took over {MAX_SECONDS:g} s", "pickle_seconds")
         remaining = self._limit - self._handle.tell()
         if n < 0 or n > remaining:
             if n < 0 or remaining <= 0:
-                raise PickleLimit(f"stream is over the {self._limit}-byte analysis limit")
+                raise PickleLimit(f"stream is over the {self._limit}-byte analysis limit", "pickle_bytes")
             n = remaining + 1  # read one past the limit so an over-long argument is caught below
         return n
 
     def read(self, n: int | None = -1) -> bytes:
         data = self._handle.read(self._check(-1 if n is None else n))
         if self._handle.tell() > self._limit:
-            raise PickleLimit(f"stream is over the {self._limit}-byte analysis limit")
+            raise PickleLimit(f"stream is over the {self._limit}-byte analysis limit", "pickle_bytes")
         return data
 
     def readline(self, size: int | None = -1) -> bytes:
         self._check(0)
         data = self._handle.readline(self._limit - self._handle.tell() + 1)
         if self._handle.tell() > self._limit:
-            raise PickleLimit(f"stream is over the {self._limit}-byte analysis limit")
+            raise PickleLimit(f"stream is over the {self._limit}-byte analysis limit", "pickle_bytes")
         return data
 
     def tell(self) -> int:
@@ -277,7 +283,7 @@ def analyse_stream(
         try:
             done = _walk_one(stream, out, first=out.complete == 0)
         except PickleLimit as exc:
-            out.error = str(exc)
+            out.error, out.limit = str(exc), exc.limit
             return out
         except Exception as exc:  # any parse failure of hostile bytes fails closed
             out.error = _describe(exc, before - start, out.complete)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from gate.weights.limits import DEFAULT_LIMITS, LimitExceeded, ScanLimits
+
 MAX_HEADER_BYTES = 100_000_000
 """The format's own cap on the JSON header (safetensors' MAX_HEADER_SIZE)."""
 
@@ -69,8 +71,19 @@ def looks_like_safetensors(prefix: bytes, file_size: int) -> bool:
     return 2 <= n <= min(MAX_HEADER_BYTES, file_size - 8) and prefix[8:9] == b"{"
 
 
-def parse_header(raw_header: bytes, data_size: int) -> SafetensorsHeader:
-    """Validate a header's bytes against a data section of ``data_size`` bytes."""
+def parse_header(raw_header: bytes, data_size: int, limits: ScanLimits = DEFAULT_LIMITS) -> SafetensorsHeader:
+    """Validate a header's bytes against a data section of ``data_size`` bytes. Bounded work:
+    integers over ``limits.value_digits`` digits, more than ``limits.tensors`` tensors or
+    ``limits.dims`` dimensions raise ``LimitExceeded`` before anything is computed from them."""
+
+    def bounded_int(text: str) -> int:
+        if len(text.lstrip("-")) > limits.value_digits:
+            raise LimitExceeded("value_digits", limits.value_digits, f"header holds a {len(text)}-digit integer")
+        return int(text)
+
+    def no_constant(text: str) -> Any:
+        raise _Constant(text)
+
     try:
         text = raw_header.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -78,7 +91,9 @@ def parse_header(raw_header: bytes, data_size: int) -> SafetensorsHeader:
     if not text.startswith("{"):
         raise SafetensorsInvalid("header does not start with '{'")
     try:
-        data = json.loads(text, object_pairs_hook=_pairs)
+        data = json.loads(text, object_pairs_hook=_pairs, parse_int=bounded_int, parse_constant=no_constant)
+    except _Constant as exc:
+        raise SafetensorsInvalid(f"header is not valid JSON: {exc.args[0]} is not a JSON number") from None
     except _Duplicate as exc:
         raise SafetensorsInvalid(f"duplicate tensor name {exc.args[0]!r} in header") from None
     except json.JSONDecodeError as exc:
@@ -89,18 +104,26 @@ def parse_header(raw_header: bytes, data_size: int) -> SafetensorsHeader:
         raise SafetensorsInvalid("header is not a JSON object")
     metadata: dict[str, str] = {}
     tensors: list[TensorSpan] = []
+    if len(data) > limits.tensors + 1:
+        raise LimitExceeded("tensors", limits.tensors, f"header declares {len(data) - ('__metadata__' in data)} tensors")
     for name, entry in data.items():
         if name == "__metadata__":
             if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
                 raise SafetensorsInvalid("__metadata__ must map strings to strings")
             metadata = dict(entry)
             continue
+        if isinstance(entry, dict) and isinstance(entry.get("shape"), list) and len(entry["shape"]) > limits.dims:
+            raise LimitExceeded("dims", limits.dims, f"tensor {name[:80]!r} declares {len(entry['shape'])} dimensions")
         tensors.append(_tensor(name, entry))
     _check_coverage(tensors, data_size)
     return SafetensorsHeader(tensors=tuple(tensors), metadata=metadata, data_start=0)
 
 
 class _Duplicate(ValueError):
+    pass
+
+
+class _Constant(ValueError):
     pass
 
 
@@ -156,28 +179,29 @@ def _check_coverage(tensors: list[TensorSpan], data_size: int) -> None:
         raise SafetensorsInvalid(f"{data_size - position} bytes after the last tensor are not covered by the header")
 
 
-def read_header(handle: BinaryIO, file_size: int) -> SafetensorsHeader:
+def read_header(handle: BinaryIO, file_size: int, limits: ScanLimits = DEFAULT_LIMITS) -> SafetensorsHeader:
     """Read and validate the header of an open safetensors file (reads only the header)."""
     prefix = handle.read(8)
     if len(prefix) < 8:
         raise SafetensorsInvalid(f"file is {file_size} bytes, shorter than the 8-byte header length")
     (n,) = struct.unpack("<Q", prefix)
-    if n > MAX_HEADER_BYTES:
-        raise SafetensorsInvalid(f"header length {n} is over the format's {MAX_HEADER_BYTES}-byte limit")
+    if n > limits.header_bytes:
+        raise LimitExceeded("header_bytes", limits.header_bytes, f"header length is {n} bytes")
     if n > file_size - 8:
         raise SafetensorsInvalid(f"header length {n} is beyond the end of the {file_size}-byte file")
     raw = handle.read(n)
     if len(raw) != n:
         raise SafetensorsInvalid("file is truncated inside the header")
-    header = parse_header(raw, file_size - 8 - n)
+    header = parse_header(raw, file_size - 8 - n, limits)
     return SafetensorsHeader(tensors=header.tensors, metadata=header.metadata, data_start=8 + n)
 
 
-def check_file(path: Path) -> SafetensorsHeader:
-    """Validate ``path``'s header; raise ``SafetensorsInvalid`` naming the first problem."""
+def check_file(path: Path, limits: ScanLimits = DEFAULT_LIMITS) -> SafetensorsHeader:
+    """Validate ``path``'s header; raise ``SafetensorsInvalid`` naming the first problem (or
+    ``LimitExceeded``)."""
     size = path.stat().st_size
     with path.open("rb") as handle:
-        return read_header(handle, size)
+        return read_header(handle, size, limits)
 
 
 def nonfinite_tensors(path: Path, header: SafetensorsHeader) -> list[str]:
@@ -204,6 +228,57 @@ def nonfinite_tensors(path: Path, header: SafetensorsHeader) -> list[str]:
                     found.append(span.name)
                     break
     return found
+
+
+class NonfiniteObserver:
+    """The NaN/Inf check fed with a file's bytes as another reader streams them (the lockfile's
+    sha256 pass), so ``gate check`` checks values without a second read of the weights.
+
+    Called with ``(file offset, chunk)`` for consecutive chunks; ``found`` lists the float
+    tensors holding NaN or Inf. Elements split across chunks are carried over."""
+
+    def __init__(self, header: SafetensorsHeader) -> None:
+        self.spans = [
+            (header.data_start + t.begin, header.data_start + t.end, t.name, *_NONFINITE_MASKS[t.dtype])
+            for t in sorted(header.tensors, key=lambda t: t.begin)
+            if t.dtype in _NONFINITE_MASKS and t.end > t.begin
+        ]
+        self.found: list[str] = []
+        self._index = 0
+        self._carry = b""
+
+    def __call__(self, offset: int, chunk: memoryview) -> None:
+        import numpy as np
+
+        end = offset + len(chunk)
+        while self._index < len(self.spans):
+            begin, stop, name, width, mask = self.spans[self._index]
+            if begin >= end:
+                return
+            lo, hi = max(begin, offset), min(stop, end)
+            if hi > lo and (not self.found or self.found[-1] != name):
+                piece = chunk[lo - offset : hi - offset]
+                if self._carry:
+                    need = width - len(self._carry)
+                    head, piece = self._carry + bytes(piece[:need]), piece[need:]
+                    self._carry = b"" if len(head) == width else head
+                    if len(head) == width and _has_nonfinite(np, head, width, mask):
+                        self.found.append(name)
+                usable = len(piece) - len(piece) % width
+                if usable and (not self.found or self.found[-1] != name) and _has_nonfinite(np, piece[:usable], width, mask):
+                    self.found.append(name)
+                self._carry += bytes(piece[usable:])
+            if stop <= end:
+                self._index += 1
+                self._carry = b""
+                continue
+            return
+
+
+def _has_nonfinite(np: Any, raw: bytes | memoryview, width: int, mask: int) -> bool:
+    view_dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[width]
+    values = np.frombuffer(raw, dtype=np.dtype(view_dtype).newbyteorder("<"))
+    return bool(np.any((values & view_dtype(mask)) == view_dtype(mask)))
 
 
 def check_index(index_path: Path, shard_names: dict[str, list[str] | None]) -> str | None:

@@ -7,16 +7,19 @@ QG5xx rules judge it); ``scan_paths`` backs ``gate scan``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from gate.errors import SourceLocation
 from gate.spec.loader import LoadedSpec
-from gate.weights import confinement
+from gate.weights import chat_template, confinement, safetensors_check
+from gate.weights.base_templates import base_templates, template_text
 from gate.weights.files import ScannedFile, check_indexes, scan_file
 from gate.weights.interface import (
+    ChatTemplateReport,
     FileFormat,
     FileReport,
+    FileVerdict,
     LockState,
     LockStatus,
     RemoteCode,
@@ -24,16 +27,22 @@ from gate.weights.interface import (
     WeightScan,
     WeightsError,
 )
+from gate.weights.limits import DEFAULT_LIMITS, ScanLimits
 from gate.weights.lockfile import model_files, read_lockfile, verify_lockfile
 from gate.weights.remote_code import auto_map_entries
 
 
-def scan_spec_weights(loaded: LoadedSpec, repo_root: Path, *, scan_values: bool = False) -> WeightScan | None:
+def scan_spec_weights(
+    loaded: LoadedSpec, repo_root: Path, *, scan_values: bool = False, base_ref: str | None = None,
+    limits: ScanLimits = DEFAULT_LIMITS,
+) -> WeightScan | None:
     """Facts about the baseline's files for the QG5xx rules.
 
     Every spec path is checked for confinement BEFORE anything is read; a path that escapes is
-    recorded and never opened. Raises ``WeightsError`` (an ``InputError``) only for a lockfile
-    that cannot be parsed."""
+    recorded and never opened. The value check (``scan_values``) runs inside the lockfile's sha256
+    pass for every file the lockfile pins (one read of the weights), and as its own pass for the
+    rest. ``base_ref`` (the PR's base commit) is where changed chat templates are diffed from.
+    Raises ``WeightsError`` (an ``InputError``) only for a lockfile that cannot be parsed."""
     spec = loaded.spec
     model = spec.model
     source = SourceKind(model.kind)
@@ -56,26 +65,42 @@ def scan_spec_weights(loaded: LoadedSpec, repo_root: Path, *, scan_values: bool 
         value = model.path if source is SourceKind.path else model.gguf
         location = PurePosixPath(value or "").as_posix()
         model_path = None if key in escaped else root / (value or "")
-        if model_path is not None and not model_path.exists():
+        if model_path is not None and not os.path.lexists(model_path):
             model_path = None
     fetched = model_path is not None
 
-    lock = _lock_status(loaded, root, model_path, escaped)
     files: list[FileReport] = []
+    lockfile = root / model.lockfile if model.lockfile and "model.lockfile" not in escaped else None
+    scanned: list[tuple[Path, ScannedFile]] = []
     if model_path is not None:
-        lockfile = root / model.lockfile if model.lockfile and "model.lockfile" not in escaped else None
         if model_path.is_dir():
             tree_key = "model.hub" if source is SourceKind.hub else f"model.{source.value}"
             shown_root = location or str(model_path)
             outside = confinement.check_tree(tree_key, model_path, confine_root, shown_root)
             violations.extend(outside)
             skip = {model_path / v.path[len(shown_root) + 1 :] for v in outside}
+            paths = [p for p in model_files(model_path, exclude=[lockfile] if lockfile else []) if p not in skip]
         else:
-            skip = set()
-        paths = [p for p in model_files(model_path, exclude=[lockfile] if lockfile else []) if p not in skip]
-        scanned = _scan_many(paths, lambda p: _shown(p, model_path, location), scan_values)
-        files = [s.report for _, s in scanned]
+            paths = [model_path]  # a GGUF file; or a FIFO / symlink loop in its place (judged not-regular)
+        scanned = _scan_many(paths, lambda p: _shown(p, model_path, location), False, limits)
         remote = _remote_code(scanned, remote)
+    observers = {
+        path: safetensors_check.NonfiniteObserver(item.header)
+        for path, item in scanned
+        if scan_values and item.header is not None and item.report.verdict is FileVerdict.ok
+    }
+    lock = _lock_status(loaded, root, model_path, escaped, observers)
+    hashed = _hashed_paths(lock, model_path, observers)
+    for path, item in scanned:
+        report = item.report
+        if path in observers:
+            header = item.header
+            assert header is not None
+            found = observers[path].found if path in hashed else safetensors_check.nonfinite_tensors(path, header)
+            report = report.model_copy(update={"nonfinite_tensors": sorted(found)})
+        files.append(report)
+    if base_ref is not None:
+        files = [_with_template_changes(report, path, root, base_ref, limits) for (path, _), report in zip(scanned, files, strict=True)]
     return WeightScan(
         source=source,
         location=location,
@@ -88,6 +113,37 @@ def scan_spec_weights(loaded: LoadedSpec, repo_root: Path, *, scan_values: bool 
     )
 
 
+def _hashed_paths(lock: LockStatus, model_path: Path | None, observers: dict[Path, safetensors_check.NonfiniteObserver]) -> set[Path]:
+    """Files whose bytes the lockfile pass streamed through their observer (pinned, same size)."""
+    if model_path is None or lock.state not in (LockState.ok, LockState.mismatch) or not observers:
+        return set()
+    unread = set(lock.missing) | set(lock.extra) | set(lock.not_regular)
+    return {p for p in observers if (p.name if not model_path.is_dir() else p.relative_to(model_path).as_posix()) not in unread}
+
+
+def _with_template_changes(report: FileReport, path: Path, root: Path, base_ref: str, limits: ScanLimits) -> FileReport:
+    if not report.chat_templates:
+        return report
+    try:
+        relative = Path(os.path.realpath(path)).relative_to(root).as_posix()
+    except ValueError:
+        return report  # a hub snapshot: not in the repository, nothing to diff against
+    base = base_templates(root, base_ref, relative, limits)
+    if base is None:
+        return report
+    changed: list[ChatTemplateReport] = []
+    for template in report.chat_templates:
+        before = base.get((template.source, template.name))
+        head = template_text(path, template, limits)
+        if before is None:
+            changed.append(template.model_copy(update={"changed": True, "diff": chat_template.template_diff("", head or "", f"{relative} {template.name}")}))
+        elif head is not None and before != head:
+            changed.append(template.model_copy(update={"changed": True, "diff": chat_template.template_diff(before, head, f"{relative} {template.name}")}))
+        else:
+            changed.append(template)
+    return report.model_copy(update={"chat_templates": changed})
+
+
 def _shown(path: Path, model_path: Path, location: str | None) -> str:
     """A file as reviewers see it: the spec's model path (as written) joined with the file."""
     if location is None:
@@ -97,11 +153,13 @@ def _shown(path: Path, model_path: Path, location: str | None) -> str:
     return f"{location}/{path.relative_to(model_path).as_posix()}"
 
 
-def _scan_many(paths: Iterable[Path], shown, scan_values: bool) -> list[tuple[Path, ScannedFile]]:  # type: ignore[no-untyped-def]
+def _scan_many(
+    paths: Iterable[Path], shown: Callable[[Path], str], scan_values: bool, limits: ScanLimits = DEFAULT_LIMITS
+) -> list[tuple[Path, ScannedFile]]:
     scanned: list[tuple[Path, ScannedFile]] = []
     for path in paths:
         try:
-            scanned.append((path, scan_file(path, shown(path), scan_values=scan_values)))
+            scanned.append((path, scan_file(path, shown(path), scan_values=scan_values, limits=limits)))
         except OSError as exc:
             raise WeightsError(
                 f"cannot read weight file: {exc.strerror}", location=SourceLocation(shown(path)),
@@ -115,7 +173,7 @@ def _remote_code(scanned: list[tuple[Path, ScannedFile]], base: RemoteCode) -> R
     auto_map: list[str] = []
     auto_map_files: list[str] = []
     for path, item in scanned:
-        if path.suffix == ".json" and "config" in path.name and item.report.format is FileFormat.other:
+        if path.suffix == ".json" and "config" in path.name and item.report.format is FileFormat.json:
             entries = auto_map_entries(path)
             if entries is not None:
                 auto_map.extend(entries)
@@ -123,7 +181,10 @@ def _remote_code(scanned: list[tuple[Path, ScannedFile]], base: RemoteCode) -> R
     return base.model_copy(update={"py_files": py_files, "auto_map": auto_map, "auto_map_files": sorted(auto_map_files)})
 
 
-def _lock_status(loaded: LoadedSpec, root: Path, model_path: Path | None, escaped: set[str]) -> LockStatus:
+def _lock_status(
+    loaded: LoadedSpec, root: Path, model_path: Path | None, escaped: set[str],
+    observers: dict[Path, safetensors_check.NonfiniteObserver] | None = None,
+) -> LockStatus:
     model = loaded.spec.model
     if model.lockfile is None:
         return LockStatus(state=LockState.not_declared, expected_revision=model.revision)
@@ -138,7 +199,9 @@ def _lock_status(loaded: LoadedSpec, root: Path, model_path: Path | None, escape
         if model.hub is not None and status.revision_mismatch:
             return status.model_copy(update={"state": LockState.mismatch})
         return status
-    return verify_lockfile(model_path, lockfile, shown_lockfile=model.lockfile, expected_revision=model.revision)
+    return verify_lockfile(
+        model_path, lockfile, shown_lockfile=model.lockfile, expected_revision=model.revision, observers=observers
+    )
 
 
 def _hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
@@ -170,12 +233,14 @@ def hub_snapshot_dir(repo_id: str, revision: str) -> Path:
     return hub_cache_dir() / ("models--" + repo_id.replace("/", "--")) / "snapshots" / revision
 
 
-def scan_paths(paths: Iterable[Path], *, scan_values: bool = False) -> tuple[list[FileReport], RemoteCode]:
+def scan_paths(
+    paths: Iterable[Path], *, scan_values: bool = False, limits: ScanLimits = DEFAULT_LIMITS
+) -> tuple[list[FileReport], RemoteCode]:
     """``gate scan``: every file under ``paths`` (files or directories), plus remote-code evidence."""
     scanned: list[tuple[Path, ScannedFile]] = []
     for given in paths:
-        if not given.exists() and not given.is_symlink():
+        if not os.path.lexists(given):
             raise WeightsError("path does not exist", hint="pass weight files or model directories", location=SourceLocation(str(given)))
         files = model_files(given) if given.is_dir() else [given]
-        scanned.extend(_scan_many(files, lambda p: p.as_posix(), scan_values))
+        scanned.extend(_scan_many(files, lambda p: p.as_posix(), scan_values, limits))
     return [s.report for _, s in scanned], _remote_code(scanned, RemoteCode())

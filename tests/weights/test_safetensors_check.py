@@ -75,7 +75,7 @@ def test_duplicate_tensor_names(tmp_path: Path) -> None:
 def test_header_length_limits(tmp_path: Path) -> None:
     path = tmp_path / "m.safetensors"
     path.write_bytes(struct.pack("<Q", 100_000_001) + b"{}")
-    assert reason(path) == "header length 100000001 is over the format's 100000000-byte limit"
+    assert reason(path) == "header length is 100000001 bytes (over the `header_bytes` limit of 100000000)"
     path.write_bytes(struct.pack("<Q", 500) + b"{}")
     assert reason(path) == "header length 500 is beyond the end of the 10-byte file"
     path.write_bytes(b"\x01\x02")

@@ -77,7 +77,7 @@ def test_clean_model(repo: Path) -> None:
     assert result.lock.state is LockState.ok
     formats = {f.path: (f.format, f.verdict) for f in result.files}
     assert formats["weights/tiny/model.safetensors"] == (FileFormat.safetensors, FileVerdict.ok)
-    assert formats["weights/tiny/config.json"] == (FileFormat.other, FileVerdict.other)
+    assert formats["weights/tiny/config.json"] == (FileFormat.json, FileVerdict.other)
     assert not result.remote_code.present and result.confinement == []
     assert qg5_findings(repo, write_spec(repo, LOCAL)) == []
 
