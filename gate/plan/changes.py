@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.errors import GateError, InputError
-from gate.policy.sources import POLICIES_DIR
+from gate.policy.sources import POLICIES_DIR, git_env, resolve_commit
 from gate.spec.loader import SPEC_SUFFIXES, LoadedSpec
 
 DEFAULT_SPECS_DIR = "models"
@@ -77,6 +77,7 @@ def git(repo_root: Path, *args: str) -> str:
     try:
         proc = subprocess.run(
             ["git", "-C", str(repo_root), *args], capture_output=True, text=True, check=False, timeout=120,
+            env=git_env(),
         )
     except FileNotFoundError:
         raise InputError("git is not installed", hint="install git; change detection reads the git history") from None
@@ -93,25 +94,21 @@ class GitError(InputError):
 
 
 def changed_files(repo_root: Path, ref: str) -> list[FileChange]:
-    """Files changed between the merge base of ``ref`` and ``HEAD``, renames detected."""
+    """Files changed between the merge base of ``ref`` and ``HEAD``, renames detected.
+
+    ``ref`` is resolved to one commit first (``gate.policy.sources.resolve_commit``: an ambiguous
+    name is refused). No external diff driver or textconv runs, whatever ``.gitattributes`` says.
+    """
+    commit = resolve_commit(repo_root, ref)
     try:
-        git(repo_root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    except GitError:
-        raise InputError(
-            f"git ref {ref!r} does not exist in {repo_root}",
-            hint=(
-                "fetch the base branch first (actions/checkout with `fetch-depth: 0`, or "
-                f"`git fetch origin {ref.removeprefix('origin/')}`)"
-            ),
-        ) from None
-    try:
-        git(repo_root, "merge-base", ref, "HEAD")
+        git(repo_root, "merge-base", commit, "HEAD")
     except GitError:
         raise InputError(
             f"{ref!r} and HEAD have no common history (merge base)",
             hint="the clone is probably shallow: use actions/checkout with `fetch-depth: 0`",
         ) from None
-    out = git(repo_root, "diff", "--name-status", "-M", "-z", "--no-color", f"{ref}...HEAD")
+    out = git(repo_root, "diff", "--name-status", "-M", "-z", "--no-color", "--no-ext-diff", "--no-textconv",
+              f"{commit}...HEAD", "--")
     return parse_name_status(out)
 
 
@@ -219,7 +216,11 @@ def select_specs(repo_root: Path, ref: str, *, specs_dir: str = DEFAULT_SPECS_DI
     from gate.plan.policy_changes import analyse
     from gate.spec.loader import load_spec
 
-    diff = tuple(changes) if changes is not None else tuple(changed_files(repo_root, ref))
+    if changes is None:
+        base = resolve_commit(repo_root, ref)
+        diff = tuple(changed_files(repo_root, ref))
+    else:
+        base, diff = ref, tuple(changes)
     reasons: dict[str, list[str]] = {}
     deleted: list[RemovedSpec] = []
 
@@ -253,7 +254,7 @@ def select_specs(repo_root: Path, ref: str, *, specs_dir: str = DEFAULT_SPECS_DI
         return loaded_specs[path]
 
     changed_paths = [p for c in diff for p in c.paths()]
-    policy = analyse(repo_root, ref, changed_paths)
+    policy = analyse(repo_root, base, changed_paths, shown_ref=ref)
     if policy.select_all is not None:
         for path in current:
             select(path, policy.select_all)

@@ -45,7 +45,7 @@ from pydantic import BaseModel
 from gate.errors import GateError
 from gate.policy.models import PolicyDocument
 from gate.policy.policy_set import PolicySet
-from gate.policy.sources import POLICIES_DIR, POLICY_SUFFIXES, PolicyFile, files_from_dir
+from gate.policy.sources import POLICIES_DIR, POLICY_SUFFIXES, PolicyFile, files_from_dir, git_env
 from gate.spec.loader import LoadedSpec, validate_document
 from gate.spec.yaml_source import MAX_YAML_BYTES, parse_yaml
 
@@ -110,7 +110,8 @@ def _head_links(repo_root: Path) -> tuple[list[str], list[str]]:
 
 def _git(repo_root: Path, *args: str) -> bytes:
     try:
-        proc = subprocess.run(["git", "-C", str(repo_root), *args], capture_output=True, check=False, timeout=120)
+        proc = subprocess.run(["git", "-C", str(repo_root), *args], capture_output=True, check=False, timeout=120,
+                              env=git_env())
     except (OSError, subprocess.SubprocessError) as exc:
         raise _Unavailable(f"git failed: {exc}") from None
     if proc.returncode != 0:
@@ -316,8 +317,11 @@ class PolicyChange:
         return out
 
 
-def analyse(repo_root: Path, ref: str, changed_paths: Iterable[str]) -> PolicyChange:
-    """Classify the changed paths and, when a policy the loader reads changed, load both sides."""
+def analyse(repo_root: Path, ref: str, changed_paths: Iterable[str], *, shown_ref: str | None = None) -> PolicyChange:
+    """Classify the changed paths and, when a policy the loader reads changed, load both sides.
+
+    ``ref`` is the base commit (``select_specs`` resolves the name first); ``shown_ref`` is the name
+    messages use."""
     paths = list(dict.fromkeys(changed_paths))
     links_head, targets = _head_links(repo_root)
     changed = tuple(p for p in paths if is_policy_file(p) or p == POLICIES_DIR
@@ -332,7 +336,7 @@ def analyse(repo_root: Path, ref: str, changed_paths: Iterable[str]) -> PolicyCh
         change.select_all = f"policy changed: {what} ({why}: select all)"
         return change
 
-    at_base = f"the merge base with {ref}"
+    at_base = f"the merge base with {shown_ref or ref}"
     try:
         base_commit = _git(repo_root, "merge-base", ref, "HEAD").decode().strip()
         files_base, links_base = _at_commit(repo_root, base_commit)

@@ -207,9 +207,55 @@ def test_unknown_ref(repo: Path) -> None:
     with pytest.raises(InputError) as err:
         select_specs(repo, "origin/nope")
     assert str(err.value) == (
-        f"git ref 'origin/nope' does not exist in {repo}\n"
-        "  Hint: fetch the base branch first (actions/checkout with `fetch-depth: 0`, or `git fetch origin nope`)"
+        f"git ref 'origin/nope' not found in {repo}\n"
+        "  Hint: fetch the base branch first (actions/checkout with `fetch-depth: 0`, or `git fetch origin nope`), "
+        "or pass the base commit's SHA (in GitHub Actions: `github.event.pull_request.base.sha`), or a full ref "
+        "name such as refs/remotes/origin/main"
     )
+
+
+SHA_HINT = ("pass the base commit's SHA (in GitHub Actions: `github.event.pull_request.base.sha`), or a full ref "
+            "name such as refs/remotes/origin/main")
+
+
+def test_a_tag_shadowing_the_base_branch_is_refused(repo: Path) -> None:
+    """Issue #20, attack 6: `git tag origin/main HEAD` made the diff empty (0 specs, no policy change)."""
+    git(repo, "update-ref", "refs/remotes/origin/main", "main")
+    write(repo, "models/alpha.yaml", spec_text("alpha", calib="alpha").replace("bits: 4", "bits: 8"))
+    commit(repo)
+    assert [s.path for s in select_specs(repo, "origin/main").selected] == ["models/alpha.yaml"]
+    git(repo, "tag", "origin/main", "HEAD")
+    with pytest.raises(InputError) as err:
+        select_specs(repo, "origin/main")
+    assert err.value.message == "git ref 'origin/main' is ambiguous: it names refs/tags/origin/main, refs/remotes/origin/main"
+    assert err.value.hint == SHA_HINT
+    base = git(repo, "rev-parse", "main").strip()
+    assert [s.path for s in select_specs(repo, base).selected] == ["models/alpha.yaml"]
+    assert [s.path for s in select_specs(repo, "refs/remotes/origin/main").selected] == ["models/alpha.yaml"]
+
+
+def test_a_branch_named_like_a_commit_prefix_is_refused(repo: Path) -> None:
+    base = git(repo, "rev-parse", "main").strip()
+    git(repo, "branch", base[:8], "HEAD")
+    with pytest.raises(InputError) as err:
+        select_specs(repo, base[:8])
+    assert err.value.message == (f"git ref '{base[:8]}' is ambiguous: it names refs/heads/{base[:8]} and an "
+                                 "abbreviated commit SHA")
+
+
+@pytest.mark.parametrize("ref", ["main~1", "main^", "@{-1}", "main..pr", "-p", "main:models"])
+def test_revision_expressions_are_refused(repo: Path, ref: str) -> None:
+    with pytest.raises(InputError) as err:
+        select_specs(repo, ref)
+    assert err.value.message == f"{ref!r} is not a plain git ref name or commit SHA"
+
+
+def test_replace_objects_do_not_swap_the_base(repo: Path) -> None:
+    """`git replace` (a pushable refs/replace/ ref) would make main's commit read as HEAD's."""
+    write(repo, "models/alpha.yaml", spec_text("alpha", calib="alpha").replace("bits: 4", "bits: 8"))
+    commit(repo)
+    git(repo, "replace", git(repo, "rev-parse", "main").strip(), git(repo, "rev-parse", "HEAD").strip())
+    assert [s.path for s in select_specs(repo, "main").selected] == ["models/alpha.yaml"]
 
 
 def test_no_common_history(repo: Path) -> None:

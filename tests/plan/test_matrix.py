@@ -121,8 +121,10 @@ def test_cli_bad_ref(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_plan(repo, "--changed-since", "origin/main", capsys=capsys)
     assert code == 2
     assert err == (
-        f"gate: error: git ref 'origin/main' does not exist in {repo}\n"
-        "  Hint: fetch the base branch first (actions/checkout with `fetch-depth: 0`, or `git fetch origin main`)\n"
+        f"gate: error: git ref 'origin/main' not found in {repo}\n"
+        "  Hint: fetch the base branch first (actions/checkout with `fetch-depth: 0`, or `git fetch origin main`), "
+        "or pass the base commit's SHA (in GitHub Actions: `github.event.pull_request.base.sha`), or a full ref "
+        "name such as refs/remotes/origin/main\n"
     )
 
 
