@@ -49,6 +49,9 @@ class Location(_Frozen):
     path: str
     line: int | None = None
     col: int | None = None
+    member: str | None = None
+    """The member of an archive or compressed file ``path`` a weights finding is about, e.g.
+    ``archive/data.pkl`` or ``inner.zip!/archive/data.pkl`` (nested containers joined by ``!/``)."""
 
     @classmethod
     def of(cls, where: SourceLocation | None) -> Location | None:
@@ -136,6 +139,41 @@ class MetricResult(_Frozen):
     p_value: float | None = None
     outcome: Decision
     note: str | None = None
+    look: int | None = None
+    """Sequential evaluation: the 1-based look whose data decided the outcome (for an undecided
+    metric, the last look evaluated); a metric decided at a look keeps that outcome. None for a
+    single fixed-size comparison."""
+    looks: int | None = None
+    """Sequential evaluation: the number of looks the plan had."""
+    n_needed: int | None = None
+    """For an INCONCLUSIVE metric: about how many paired items would decide it with 80% power,
+    projected from the discordance / spread measured on the items compared."""
+
+
+class CriterionPower(_Frozen):
+    """The chance that one quality criterion reaches PASS at the declared eval-set size when the
+    quantized model is exactly as good as its baseline (what ``gate check`` shows before GPU time)."""
+
+    criterion: str
+    """e.g. ``qg_reasoning/acc`` or ``fidelity/max_kl``."""
+    n: int
+    """Items (documents) the criterion is evaluated on; the first sequential look uses fewer."""
+    smallest_look: int
+    """Items at the smallest look, the size ``check_resolvable`` judges."""
+    power: float | None
+    """Probability of PASS at true degradation 0 under ``assumption``; None when not computable
+    without data (real-valued scores before a baseline run)."""
+    assumption: str
+    """Where the per-item spread came from, e.g. ``assumed discordance 10%``."""
+
+
+class SpecPower(_Frozen):
+    """Power of each criterion and of the spec as a whole (intersection-union: the spec passes only
+    when every criterion passes, so its power is at most the product for independent criteria)."""
+
+    criteria: list[CriterionPower] = Field(default_factory=list)
+    overall: float | None = None
+    """Product of the criteria's powers (independent criteria); None when one is unknown."""
 
 
 class Verdict(_Frozen):
@@ -193,6 +231,8 @@ class GateResult(_Frozen):
     """Library and hardware versions (python, torch, transformers, autoawq, lm-eval, CUDA, GPU)."""
     error: str | None = None
     """The error text when the decision is error."""
+    log: str | None = None
+    """``gate run``: the per-run log holding third-party library output (None with ``-v`` or for ``gate check``)."""
 
 
 def exit_code_for(decision: Decision, error_exit: ExitCode = ExitCode.UNEXPECTED) -> ExitCode:

@@ -156,23 +156,32 @@ def evaluate_quantized(
     say: Say,
     resamples: int = 10_000,
 ) -> tuple[list[MetricResult], dict[tuple[str, str], TaskScores]]:
-    """Score the quantized model (sequential looks when the plan says so) and compare each metric."""
+    """Score the quantized model (sequential looks when the plan says so) and compare each metric.
+
+    A metric decided (PASS or FAIL) at a look keeps that outcome and the look it was decided at;
+    later looks score and decide only the metrics still open, and a task's items are scored until
+    every one of its metrics is decided or the last look is reached. The spec's verdict combines
+    the metrics by intersection-union (``decide``: PASS only when every criterion passes), so a
+    metric's early PASS never stops the evaluation of another that may still FAIL.
+    """
     from gate.verdict.decide import compare_metric
-    from gate.verdict.sequential import SequentialPlan, decide_look
+    from gate.verdict.sample_size import measured_n_needed, plan_looks
+    from gate.verdict.sequential import decide_look
 
     results: dict[tuple[str, str], MetricResult] = {}
     scored: dict[tuple[str, str], TaskScores] = {}
-    looks = {name: SequentialPlan.for_items(t.n_total, looks=4 if plan.sequential else 1, confidence=plan.confidence)
+    looks = {name: plan_looks([_criterion(m, base) for m in t.metrics], t.n_total,
+                              looks=4 if plan.sequential else 1, confidence=plan.confidence)
              for name, t in plan.tasks.items() if t.n_total > 0}
-    active = set(looks)
+    open_metrics = {name: [m for m in plan.tasks[name].metrics] for name in looks}
     done_items = dict.fromkeys(looks, 0)
     look = 0
-    while active:
+    while any(open_metrics.values()):
         chunk = {}
-        for name in sorted(active):
+        for name in sorted(n for n, ms in open_metrics.items() if ms):
             sizes = looks[name].look_sizes
             chunk[name] = plan.tasks[name].order[done_items[name]: sizes[min(look, len(sizes) - 1)]]
-        requests = [MetricRequest(m.tolerance.task, m.tolerance.metric) for n in chunk for m in plan.tasks[n].metrics]
+        requests = [MetricRequest(m.tolerance.task, m.tolerance.metric) for n in chunk for m in open_metrics[n]]
         label = "; ".join(f"{n} items {done_items[n] + 1}-{done_items[n] + len(c)}" for n, c in chunk.items())
         say(f"quantized: look {look + 1}: {label}")
         got = evaluate_tasks(model, tokenizer, plan.sources(), requests, settings=settings, include_dir=include_dir,
@@ -182,29 +191,49 @@ def evaluate_quantized(
             task = plan.tasks[name]
             seq = looks[name]
             index = min(look, seq.looks - 1)
-            finished = True
-            for m in task.metrics:
+            still_open = []
+            for m in open_metrics[name]:
                 scored[m.key] = _merge(scored.get(m.key), got[m.key])
                 scores = paired(m, task.order, base.scores[m.key], scored[m.key], done_items[name])
                 if seq.looks == 1:
                     result = compare_metric(m.tolerance, scores, confidence=plan.confidence, seed=plan.seed,
                                             resamples=resamples, n_total=task.n_total)
+                    is_open = False
                 else:
-                    result = decide_look(m.tolerance, scores, seq, index, plan.seed, resamples=resamples)
+                    decision = decide_look(m.tolerance, scores, seq, index, plan.seed, resamples=resamples)
+                    result, is_open = decision.result, decision.open
+                if is_open:
+                    still_open.append(m)
+                elif result.outcome is Decision.inconclusive:
+                    result = _with_needed(result, measured_n_needed(m.tolerance, scores, confidence=plan.confidence))
                 if m.default_tolerance:
                     note = "stress suite at the default tolerance (add a quality.metrics entry to set your own)"
                     result = result.model_copy(update={"note": f"{result.note}; {note}" if result.note else note})
                 results[m.key] = result
-                if result.note is not None and result.note.startswith("continue"):
-                    finished = False
-            if finished or index == seq.looks - 1:
-                active.discard(name)
+            open_metrics[name] = still_open if index < seq.looks - 1 else []
         look += 1
     ordered = [results[m.key] for m in plan.metrics if m.key in results]
     for m in plan.metrics:
         if m.key not in results:  # an empty task: nothing to compare
             ordered.append(_empty_result(m, plan.confidence))
     return ordered, scored
+
+
+def _criterion(m: PlannedMetric, base: BaselineSide) -> tuple[Any, str, float | None]:
+    """(tolerance, score kind, baseline accuracy) for the look floor of one metric."""
+    scores = base.scores.get(m.key)
+    kind = scores.kind if scores is not None else "binary"
+    accuracy = float(np.mean(scores.values)) if scores is not None and kind == "binary" and scores.values else None
+    return m.tolerance, kind, accuracy
+
+
+def _with_needed(result: MetricResult, needed: int | None) -> MetricResult:
+    """An undecided metric's result with the projected item count that would decide it."""
+    if needed is None or needed <= result.n:
+        return result
+    text = f"needs about {needed:,} items"
+    return result.model_copy(update={"n_needed": needed,
+                                     "note": f"{result.note}; {text}" if result.note else text})
 
 
 def _empty_result(m: PlannedMetric, confidence: float) -> MetricResult:

@@ -12,6 +12,7 @@ confidence:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -20,6 +21,17 @@ import numpy as np
 from gate.errors import ExitCode, InputError
 from gate.result import Decision, Finding, MetricResult, Verdict
 from gate.spec.models import MetricTolerance
+from gate.verdict.intervals import (
+    MIN_ITEMS,
+    SKEW_RULE,
+    influence_moments,
+    linearised_degradation,
+    paired_counts,
+    relative_score_bounds,
+    relative_score_z,
+    skew_t_bounds,
+    skew_t_pvalue,
+)
 from gate.verdict.stats import (
     RATIO_KINDS,
     PairedScores,
@@ -34,7 +46,7 @@ from gate.verdict.stats import (
 )
 
 InconclusivePolicy = Literal["block", "allow"]
-Method = Literal["auto", "bootstrap", "score"]
+Method = Literal["auto", "bootstrap", "score", "t"]
 
 ABSOLUTE_FORMS = ("max_drop", "max_increase")
 
@@ -51,11 +63,22 @@ def compare_metric(
 ) -> MetricResult:
     """Baseline vs quantized on one metric, judged against its declared tolerance.
 
-    ``method``: ``score`` = the paired score interval for binary scores (Tango 1998; at zero
-    margin it is McNemar's test), only for absolute tolerances; ``bootstrap`` = the paired
-    percentile bootstrap (any kind and form); ``auto`` = ``score`` where it applies, else
-    ``bootstrap``. ``p_value`` is the one-sided p-value of the non-inferiority null hypothesis
-    "degradation >= tolerance" (PASS needs it below ``1 - confidence``).
+    ``method`` (``auto`` picks by score kind; chosen by measured coverage, see docs/verdict.md):
+
+    - ``score``: binary scores. Absolute tolerances: the paired score interval (Tango 1998; at
+      zero margin McNemar's test); relative tolerances: the score test of ``p_quant = (1 - r)
+      p_base`` on the paired 2x2 table (``intervals.relative_score_bounds``).
+    - ``t``: everything else: a skewness-corrected Student-t bound on the per-item linearised
+      degradation (``intervals.skew_t_bounds``); fewer than ``MIN_ITEMS`` items, or items whose
+      differences are all identical (zero variance), are never decided.
+    - ``bootstrap``: the paired expanded-percentile bootstrap (kept for comparison; it
+      under-covers at small n). A look whose resampled degradations have zero variance is never a
+      PASS. It reports no p-value.
+
+    ``p_value`` is the one-sided p-value of the non-inferiority null "degradation >= tolerance"
+    from the same statistic as the upper bound: the outcome is PASS exactly when ``p_value < 1 -
+    confidence`` (for ``score`` also FAIL exactly when ``p_value > confidence``; ``t`` decides FAIL
+    by its lower bound, the envelope's other side).
     """
     _check_confidence(confidence)
     _check_direction(tolerance, scores)
@@ -75,29 +98,33 @@ def compare_metric(
             f"tolerance (`{form}`) is undefined",
             hint="use an absolute tolerance (`max_drop` or `max_increase`) for this metric",
         )
-    use_score = method == "score" or (method == "auto" and scores.kind == "binary" and not relative)
-    if use_score and (scores.kind != "binary" or relative):
+    if method == "auto":
+        method = "score" if scores.kind == "binary" else "t"
+    if method == "score" and scores.kind != "binary":
         raise InputError(
-            f"{tolerance.task}/{tolerance.metric}: the paired score interval needs binary scores and an absolute tolerance",
-            hint="use method='bootstrap'",
+            f"{tolerance.task}/{tolerance.metric}: the paired score interval needs binary scores",
+            hint="use method='t' (the default for real-valued scores)",
         )
     if relative:
         difference = sign * (base_value - quant_value) / base_value
     else:
         difference = sign * (base_value - quant_value) * scores.scale
 
-    if use_score:
-        low, high, p_value, how = _score_bounds(scores, tol, sign, confidence)
+    note = None
+    p_value: float | None
+    if method == "score":
+        low, high, p_value, how = _score_bounds(scores, tol, sign, relative, confidence)
+        outcome = _outcome_from_p(p_value, confidence)
+    elif method == "t":
+        low, high, p_value, how, note = _t_bounds(scores, tol, sign, relative, confidence)
+        outcome = Decision.inconclusive if note else _outcome_from_bounds(low, high, tol)
     else:
-        low, high, p_value = _bootstrap_bounds(scores, tol, sign, relative, confidence, seed, resamples)
+        low, high, degenerate = _bootstrap_bounds(scores, tol, sign, relative, confidence, seed, resamples)
         how = f"paired bootstrap, {resamples} resamples, seed {seed}"
-
-    if high <= tol:
-        outcome = Decision.passed
-    elif low > tol:
-        outcome = Decision.failed
-    else:
-        outcome = Decision.inconclusive
+        p_value = None
+        outcome = Decision.inconclusive if degenerate else _outcome_from_bounds(low, high, tol)
+        if degenerate:
+            note = "degenerate look: every resample gives the same degradation, which is never decided"
     return MetricResult(
         task=tolerance.task,
         metric=tolerance.metric,
@@ -115,7 +142,24 @@ def compare_metric(
         method=how,
         p_value=p_value,
         outcome=outcome,
+        note=note,
     )
+
+
+def _outcome_from_bounds(low: float, high: float, tol: float) -> Decision:
+    if high <= tol:
+        return Decision.passed
+    if low > tol:
+        return Decision.failed
+    return Decision.inconclusive
+
+
+def _outcome_from_p(p_value: float, confidence: float) -> Decision:
+    if p_value < 1.0 - confidence:
+        return Decision.passed
+    if p_value > confidence:
+        return Decision.failed
+    return Decision.inconclusive
 
 
 def _check_direction(tolerance: MetricTolerance, scores: PairedScores) -> None:
@@ -127,10 +171,21 @@ def _check_direction(tolerance: MetricTolerance, scores: PairedScores) -> None:
         )
 
 
-def _score_bounds(scores: PairedScores, tol: float, sign: float, confidence: float) -> tuple[float, float, float, str]:
+def _score_bounds(
+    scores: PairedScores, tol: float, sign: float, relative: bool, confidence: float
+) -> tuple[float, float, float, str]:
     right_base, right_quant = scores.discordance()
     worse, better = (right_base, right_quant) if sign > 0 else (right_quant, right_base)
     n = scores.n
+    if relative:
+        counts = paired_counts(scores.base, scores.quant)
+        low_r, high_r = relative_score_bounds(counts, confidence, sign > 0)
+        p_value = normal_cdf(float(relative_score_z(counts, tol, sign > 0)))
+        how = (
+            f"paired score test of the relative change (p_quant = (1 - r) p_base on the 2x2 table), {worse} worse "
+            f"and {better} better of {n} items"
+        )
+        return float(low_r), float(high_r), p_value, how
     low_p, high_p = tango_bounds(worse, better, n, confidence)
     z_margin = _tango_z_scalar(worse, better, n, tol / scores.scale)
     p_value = normal_cdf(z_margin)
@@ -141,9 +196,39 @@ def _score_bounds(scores: PairedScores, tol: float, sign: float, confidence: flo
     return float(low_p) * scores.scale, float(high_p) * scores.scale, p_value, how
 
 
+def _t_bounds(
+    scores: PairedScores, tol: float, sign: float, relative: bool, confidence: float
+) -> tuple[float, float, float, str, str | None]:
+    theta, influence, log_scale = linearised_degradation(
+        scores.kind, scores.base, scores.quant, relative=relative, sign=sign, scale=scores.scale
+    )
+    est = float(theta)
+    margin = math.log1p(tol) if log_scale else tol
+    low, high, decidable = skew_t_bounds(est, influence, confidence)
+    p_value = skew_t_pvalue(est, influence, margin)
+    unit = "document" if scores.kind in RATIO_KINDS else "item"
+    what = "log-likelihood ratio" if log_scale else "difference"
+    how = f"skewness-corrected t on the paired per-{unit} {what} (t and Hall envelope), df {scores.n - 1}"
+    to_d = math.expm1 if log_scale else float
+    note = None
+    if not bool(decidable):
+        se, skew = influence_moments(np.asarray(influence)[None, :])
+        if scores.n < MIN_ITEMS:
+            note = f"too few {unit}s to decide: {scores.n} < {MIN_ITEMS}"
+        elif float(se[0]) <= 0.0:
+            note = f"degenerate look: every {unit}'s difference is identical (zero variance), which is never decided"
+        else:
+            needed = math.ceil(SKEW_RULE * float(skew[0]) ** 2)
+            note = (
+                f"too skewed to decide on {scores.n} {unit}s: skewness {float(skew[0]):.2f} needs at least "
+                f"{needed} (n >= 25 skewness^2)"
+            )
+    return to_d(float(low)), to_d(float(high)), p_value, how, note
+
+
 def _bootstrap_bounds(
     scores: PairedScores, tol: float, sign: float, relative: bool, confidence: float, seed: int, resamples: int
-) -> tuple[float, float, float]:
+) -> tuple[float, float, bool]:
     if resamples < 100:
         raise InputError(f"{resamples} bootstrap resamples are too few", hint="use at least 1000 (default 10000)")
     draws = []
@@ -167,8 +252,9 @@ def _bootstrap_bounds(
         draws.append(d)
     all_draws = np.concatenate(draws)
     low, high = percentile_bounds(all_draws, confidence, scores.n)
-    p_value = float(np.mean(all_draws >= tol))
-    return low, high, p_value
+    finite = all_draws[np.isfinite(all_draws)]
+    degenerate = finite.size == all_draws.size and bool(np.ptp(finite) == 0.0)
+    return low, high, degenerate
 
 
 # --- The verdict ---------------------------------------------------------------------------------

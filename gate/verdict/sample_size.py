@@ -36,7 +36,15 @@ import numpy as np
 
 from gate.errors import InputError
 from gate.spec.models import MetricTolerance
-from gate.verdict.stats import RATIO_KINDS, SCORE_KINDS, _check_confidence, expanded_level, normal_quantile
+from gate.verdict.sequential import SequentialPlan
+from gate.verdict.stats import (
+    RATIO_KINDS,
+    SCORE_KINDS,
+    PairedScores,
+    _check_confidence,
+    expanded_level,
+    normal_quantile,
+)
 
 
 @dataclass(frozen=True)
@@ -246,3 +254,109 @@ def _tolerance_text(tolerance: MetricTolerance, points: bool) -> str:
 
 def _pct(x: float) -> str:
     return f"{x * 100:.4g}%"
+
+
+# --- Sizing from data, the decision floor, and the looks ------------------------------------------
+
+
+def decision_floor(tolerance: MetricTolerance, kind: str, confidence: float, base_accuracy: float | None = None) -> int:
+    """The fewest items on which the verdict's method could PASS this tolerance at ``confidence``
+    at all: binary scores need enough items that a look where every item agrees excludes the
+    tolerance (the score interval's width with no discordant pair); the moment-based method needs
+    ``MIN_ITEMS``. A look below the floor can never PASS, so plans do not look there.
+    ``base_accuracy`` (relative tolerances on binary scores) defaults to 1, the most favourable."""
+    from gate.verdict.intervals import MIN_ITEMS, relative_score_z
+    from gate.verdict.stats import tango_z
+
+    if kind != "binary":
+        return MIN_ITEMS
+    tol = tolerance.tolerance
+    if tol <= 0:
+        return -1
+    z = normal_quantile(confidence)
+    relative = tolerance.tolerance_form in ("max_relative_drop", "max_relative_increase")
+    p = 1.0 if base_accuracy is None else min(max(base_accuracy, 1e-6), 1.0)
+
+    def passes(n: int) -> bool:
+        if relative:
+            right = n * p
+            counts = np.array([right, 0.0, 0.0, n - right])
+            return bool(relative_score_z(counts, tol, tolerance.higher_is_better) <= -z)
+        return bool(tango_z(np.array(0.0), np.array(0.0), np.array(float(n)), np.array(tol / 100.0)) <= -z)
+
+    hi = 1
+    while not passes(hi):
+        hi *= 2
+        if hi > 1 << 40:
+            return -1
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if passes(mid):
+            hi = mid
+        else:
+            lo = mid
+    return max(hi, 1)
+
+
+def measured_n_needed(
+    tolerance: MetricTolerance, scores: PairedScores, *, confidence: float, power: float = 0.8
+) -> int | None:
+    """About how many paired items would give ``power`` to PASS an unchanged model, with the
+    per-item spread MEASURED on ``scores`` (binary: the discordance; otherwise the spread of the
+    linearised per-item degradation), never below the decision floor. None when the items have no
+    spread at all (nothing to project from)."""
+    from gate.verdict.intervals import linearised_degradation
+
+    relative = tolerance.tolerance_form in ("max_relative_drop", "max_relative_increase")
+    sign = 1.0 if tolerance.higher_is_better else -1.0
+    base_value, _ = scores.aggregates()
+    if scores.kind == "binary":
+        worse, better = scores.discordance()
+        floor = decision_floor(tolerance, "binary", confidence, base_value)
+        pi = (worse + better) / scores.n
+        margin = tolerance.tolerance * base_value if relative else tolerance.tolerance / 100.0
+        if pi <= 0 or margin <= 0:
+            return floor if floor > 0 else None
+        n = math.ceil(((normal_quantile(confidence) + normal_quantile(power)) * math.sqrt(pi) / margin) ** 2)
+        return max(n, floor)
+    _theta, influence, log_scale = linearised_degradation(
+        scores.kind, scores.base, scores.quant, relative=relative, sign=sign, scale=scores.scale
+    )
+    sd = float(np.std(influence, ddof=1)) if scores.n > 1 else 0.0
+    margin = math.log1p(tolerance.tolerance) if log_scale else tolerance.tolerance
+    if sd <= 0 or margin <= 0:
+        return None
+    n = math.ceil(((normal_quantile(confidence) + normal_quantile(power)) * sd / margin) ** 2)
+    for _ in range(3):
+        from gate.verdict.intervals import t_quantile
+
+        n = math.ceil(((t_quantile(confidence, max(n - 1, 1)) + normal_quantile(power)) * sd / margin) ** 2)
+    return max(n, decision_floor(tolerance, scores.kind, confidence))
+
+
+def plan_looks(
+    tolerances: list[tuple[MetricTolerance, str, float | None]],
+    n_total: int,
+    *,
+    looks: int,
+    confidence: float,
+    spending: str = "hwang-shih-decani",
+) -> SequentialPlan:
+    """The sequential plan for one task, with no look below the decision floor of the criteria it
+    decides (``(tolerance, kind, baseline accuracy or None)`` each).
+
+    The floors are taken at the equally spaced plan's first-look nominal confidence (its
+    strictest); looks smaller than the largest floor are dropped (their alpha is not spent), so
+    the smallest remaining look is the one the report and ``check_resolvable`` speak of. With
+    every look below the floor: one look at ``n_total``.
+    """
+    plan = SequentialPlan.for_items(n_total, looks=looks, confidence=confidence, spending=spending)  # type: ignore[arg-type]
+    if plan.looks == 1:
+        return plan
+    floors = [decision_floor(t, kind, plan.nominal[0], acc) for t, kind, acc in tolerances]
+    floor = max([f for f in floors if f > 0] or [1])
+    sizes = [s for s in plan.look_sizes if s >= floor] or [n_total]
+    if sizes == plan.look_sizes:
+        return plan
+    return SequentialPlan.for_look_sizes(sizes, confidence=confidence, spending=spending)  # type: ignore[arg-type]

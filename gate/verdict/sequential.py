@@ -198,6 +198,17 @@ def item_order(n_total: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n_total)
 
 
+@dataclass(frozen=True)
+class LookDecision:
+    """What one look decided for one metric."""
+
+    result: MetricResult
+    """The metric's result at this look (``look`` / ``looks`` set)."""
+    open: bool
+    """True when the look did not decide (INCONCLUSIVE) and later looks remain: score the next
+    chunk. A decided metric (PASS or FAIL) is closed for good: later looks do not re-decide it."""
+
+
 def decide_look(
     tolerance: MetricTolerance,
     scores: PairedScores,
@@ -207,10 +218,10 @@ def decide_look(
     *,
     resamples: int = 10_000,
     method: Method = "auto",
-) -> MetricResult:
+) -> LookDecision:
     """The outcome after look ``look_index``: PASS/FAIL when decided at the look's nominal
-    confidence; otherwise INCONCLUSIVE with note ``continue`` (at the last look, INCONCLUSIVE is the
-    final verdict, note ``final look``). ``scores`` holds at least the look's items, in scoring
+    confidence (closed); otherwise INCONCLUSIVE, open while later looks remain (at the last look,
+    INCONCLUSIVE is the final verdict). ``scores`` holds at least the look's items, in scoring
     order; only the first ``plan.look_sizes[look_index]`` are used."""
     plan._check_index(look_index)
     size = plan.look_sizes[look_index]
@@ -230,14 +241,16 @@ def decide_look(
         method=method,
     )
     last = look_index == plan.looks - 1
-    method_text = (
-        f"{result.method}; sequential look {look_index + 1}/{plan.looks}, {plan.spending} spending, "
-        f"overall {plan.confidence:g}"
+    method_text = result.method
+    if plan.looks > 1:
+        method_text = (
+            f"{result.method}; sequential look {look_index + 1}/{plan.looks}, {plan.spending} spending, "
+            f"overall {plan.confidence:g}"
+        )
+    update = {"method": method_text, "look": look_index + 1, "looks": plan.looks}
+    return LookDecision(
+        result=result.model_copy(update=update), open=result.outcome is Decision.inconclusive and not last
     )
-    note = None
-    if result.outcome is Decision.inconclusive:
-        note = "final look" if last else "continue"
-    return result.model_copy(update={"method": method_text, "note": note})
 
 
 def run_sequential(
@@ -249,11 +262,12 @@ def run_sequential(
     resamples: int = 10_000,
     method: Method = "auto",
 ) -> MetricResult:
-    """Replay the looks over already-scored items; returns the result of the look that stopped."""
-    result: MetricResult | None = None
+    """Replay the looks over already-scored items; returns the result of the look that decided
+    (or the last look's INCONCLUSIVE)."""
+    decision: LookDecision | None = None
     for k in range(plan.looks):
-        result = decide_look(tolerance, scores, plan, k, seed, resamples=resamples, method=method)
-        if result.note != "continue":
+        decision = decide_look(tolerance, scores, plan, k, seed, resamples=resamples, method=method)
+        if not decision.open:
             break
-    assert result is not None
-    return result
+    assert decision is not None
+    return decision.result

@@ -89,12 +89,12 @@ def test_bootstrap_and_score_interval_agree_on_a_large_set() -> None:
     assert b.ci_high == pytest.approx(a.ci_high, abs=0.15)
 
 
-def test_score_method_needs_binary_absolute() -> None:
-    tol = MetricTolerance(task="qa", metric="acc", max_relative_drop=0.02)
+def test_score_method_needs_binary_scores() -> None:
+    tol = MetricTolerance(task="qa", metric="f1", max_drop=2.0)
     with pytest.raises(InputError) as info:
-        compare_metric(tol, binary(5, 5, 100, both_right=50), confidence=0.95, method="score")
+        compare_metric(tol, PairedScores(np.full(20, 0.5), np.full(20, 0.4), "mean"), confidence=0.95, method="score")
     assert str(info.value) == (
-        "qa/acc: the paired score interval needs binary scores and an absolute tolerance\n  Hint: use method='bootstrap'"
+        "qa/f1: the paired score interval needs binary scores\n  Hint: use method='t' (the default for real-valued scores)"
     )
 
 
@@ -106,13 +106,13 @@ def test_bootstrap_hand_enumerable_case() -> None:
     # probabilities 1/4, 1/2, 1/4, so the 30% and 70% percentiles are both 0.5.
     tol = MetricTolerance(task="judge", metric="score", max_drop=0.6)
     scores = PairedScores(np.array([5.0, 6.0]), np.array([5.0, 5.0]), "mean")
-    r = compare_metric(tol, scores, confidence=0.7, seed=0)
+    r = compare_metric(tol, scores, confidence=0.7, seed=0, method="bootstrap")
     assert (r.difference, r.ci_low, r.ci_high) == (0.5, 0.5, 0.5)
     assert r.outcome is Decision.passed
-    wide = compare_metric(tol, scores, confidence=0.95, seed=0)
+    assert r.p_value is None  # the bootstrap reports no p-value: the bound is the decision
+    wide = compare_metric(tol, scores, confidence=0.95, seed=0, method="bootstrap")
     assert (wide.ci_low, wide.ci_high) == (0.0, 1.0)
     assert wide.outcome is Decision.inconclusive
-    assert wide.p_value == pytest.approx(0.25, abs=0.02)  # P*(mean drop >= 0.6) = P(both items are the drop-1 item)
 
 
 def test_bootstrap_is_seeded() -> None:
@@ -120,9 +120,9 @@ def test_bootstrap_is_seeded() -> None:
     base = rng.normal(5, 1, 300)
     scores = PairedScores(base, base - rng.normal(0.02, 0.3, 300), "mean")
     tol = MetricTolerance(task="judge", metric="score", max_drop=0.1)
-    a = compare_metric(tol, scores, confidence=0.95, seed=3)
-    assert a == compare_metric(tol, scores, confidence=0.95, seed=3)
-    assert a.ci_high != compare_metric(tol, scores, confidence=0.95, seed=4).ci_high
+    a = compare_metric(tol, scores, confidence=0.95, seed=3, method="bootstrap")
+    assert a == compare_metric(tol, scores, confidence=0.95, seed=3, method="bootstrap")
+    assert a.ci_high != compare_metric(tol, scores, confidence=0.95, seed=4, method="bootstrap").ci_high
 
 
 def test_relative_drop_uses_the_same_resampled_items_for_both_models() -> None:
@@ -203,7 +203,7 @@ def test_n_total_cannot_be_below_n() -> None:
 def test_too_few_resamples_is_an_input_error() -> None:
     tol = MetricTolerance(task="judge", metric="score", max_drop=0.1)
     with pytest.raises(InputError) as info:
-        compare_metric(tol, PairedScores(np.ones(5), np.ones(5), "mean"), confidence=0.95, resamples=10)
+        compare_metric(tol, PairedScores(np.ones(5), np.ones(5), "mean"), confidence=0.95, resamples=10, method="bootstrap")
     assert str(info.value) == "10 bootstrap resamples are too few\n  Hint: use at least 1000 (default 10000)"
 
 

@@ -99,9 +99,10 @@ def _binary(worse: int, better: int, n: int, seed: int = 0) -> PairedScores:
 def test_clear_pass_stops_at_the_first_look() -> None:
     scores = _binary(20, 20, 8000)
     plan = SequentialPlan.for_items(8000)
-    first = decide_look(ACC_2, scores, plan, 0)
-    assert first.outcome is Decision.passed
-    assert (first.n, first.n_total, first.note) == (2000, 8000, None)
+    look = decide_look(ACC_2, scores, plan, 0)
+    first = look.result
+    assert first.outcome is Decision.passed and not look.open
+    assert (first.n, first.n_total, first.note, first.look, first.looks) == (2000, 8000, None, 1, 4)
     assert first.confidence == pytest.approx(plan.confidence_at(0))
     assert first.method.endswith("; sequential look 1/4, hwang-shih-decani spending, overall 0.95")
     assert run_sequential(ACC_2, scores, plan).n == 2000
@@ -111,17 +112,17 @@ def test_borderline_continues_then_ends_inconclusive() -> None:
     scores = _binary(52, 28, 1000)
     plan = SequentialPlan.for_items(1000)
     first = decide_look(ACC_2, scores, plan, 0)
-    assert (first.outcome, first.note) == (Decision.inconclusive, "continue")
+    assert (first.result.outcome, first.open, first.result.look) == (Decision.inconclusive, True, 1)
     last = decide_look(ACC_2, scores, plan, 3)
-    assert (last.outcome, last.note, last.n) == (Decision.inconclusive, "final look", 1000)
-    assert run_sequential(ACC_2, scores, plan).note == "final look"
+    assert (last.result.outcome, last.open, last.result.n, last.result.look) == (Decision.inconclusive, False, 1000, 4)
+    assert run_sequential(ACC_2, scores, plan).look == 4
 
 
 def test_decide_look_on_partial_scores() -> None:
     scores = _binary(52, 28, 1000)
     plan = SequentialPlan.for_items(1000)
     partial = scores.head(500)
-    assert decide_look(ACC_2, partial, plan, 1).n == 500
+    assert decide_look(ACC_2, partial, plan, 1).result.n == 500
     with pytest.raises(InputError) as info:
         decide_look(ACC_2, partial, plan, 2)
     assert str(info.value) == (
