@@ -290,11 +290,11 @@ def test_blocked_check_skips_gpu_and_reports(workflow: dict[str, Any], tmp_path:
         "is missing%0AHint: add `bits` under `quantization` (weight bit width)"
     ]
     summary = runner.summary.read_text(encoding="utf-8")
-    assert summary.startswith(f"{MARKER}\n## 💥 quant-gate: ERROR\n")
+    assert summary.startswith(f"{MARKER}\n## 💥 quant-gate: ERROR — models/alpha.yaml:11:1: quantization.bits: ")
     assert "- `models/beta.yaml`" in summary
     assert "(https://github.com/acme/models/blob/0123abc/models/alpha.yaml#L" in summary
     comment = (repo / "gate-out/comment.md").read_text(encoding="utf-8")
-    assert comment.startswith(f"{MARKER}\n## 💥 quant-gate: ERROR\n")
+    assert comment.startswith(f"{MARKER}\n## 💥 quant-gate: ERROR — models/alpha.yaml:11:1: quantization.bits: ")
     assert "[full report and artifacts](https://github.com/acme/models/actions/runs/42)" in comment
     sarif = json.loads((repo / "gate-out/quant-gate.sarif").read_text())
     assert sarif["version"] == "2.1.0"
@@ -345,7 +345,8 @@ def test_run_results_are_merged_and_fail_the_check(workflow: dict[str, Any], tmp
     assert proc.returncode == 0, proc.stderr
     assert out == {"exit_code": "1"}
     assert "::error file=models/alpha.yaml,title=quant-gate FAIL::" in proc.stdout
-    assert "| support_qa | acc | 400 | 0.7325 | 0.7085 |" in runner.summary.read_text(encoding="utf-8")
+    assert "| support_qa acc (n=400) | 73.25% | 70.85% | −2.4 pts (95% CI −3.7 to −1.1) |" in runner.summary.read_text(
+        encoding="utf-8")
     proc, _ = runner.run("report", "Verdict", {"steps.report.outputs.exit_code": "1"})
     assert proc.returncode == 1
 

@@ -36,7 +36,7 @@ def plain(text: object) -> str:
 
 def one_line(text: object) -> str:
     """``plain`` text on one line: newlines and tabs become single spaces."""
-    return " ".join(plain(text).replace("\t", " ").split("\n")).strip()
+    return re.sub(r"[ ]*[\n\t][\n\t ]*", " ", plain(text)).strip()
 
 
 _ZWSP = "&#8203;"

@@ -162,6 +162,7 @@ def fitted_table(title: str, headers: list[tuple[str, str]], rows: list[list[Tex
 
 
 def findings_table(r: GateResult, width: int) -> Table:
+    """Level, rule, where, message; in a narrow terminal the location goes under the rule."""
     rows: list[list[Text]] = []
     for item in ranked_findings([r]):
         f = item.finding
@@ -176,7 +177,10 @@ def findings_table(r: GateResult, width: int) -> Table:
         rows.append([Text(level.value + tag, style=LEVEL_STYLE[level]), Text(f"{f.rule_id} {one_line(f.slug)}"),
                      Text(one_line(f.location) if f.location else "—"), message])
     headers = [("Level", "left"), ("Rule", "left"), ("Where", "left"), ("Message", "left")]
-    return fitted_table("Findings", headers, rows, width)
+    if column_widths([h for h, _ in headers], rows, width) is not None:
+        return fitted_table("Findings", headers, rows, width)
+    stacked = [[level, Text.assemble(rule, "\n", where), message] for level, rule, where, message in rows]
+    return fitted_table("Findings", [("Level", "left"), ("Rule and where", "left"), ("Message", "left")], stacked, width)
 
 
 OUTCOME_TEXT = {Decision.passed: "pass", Decision.failed: "FAIL", Decision.inconclusive: "inconclusive",
@@ -194,9 +198,17 @@ def criteria_table(criteria_rows: list[Criterion], width: int) -> Table:
             outcome.append(f"\n{one_line(c.note)}", style="dim")
         rows.append([Text(one_line(c.name)), Text(c.baseline), Text(c.candidate), Text(c.change), Text(c.limit),
                      outcome])
+    title = "Criteria (baseline vs quantized)"
     headers = [("Criterion", "left"), ("Baseline", "right"), ("Candidate", "right"), ("Change", "left"),
                ("Limit", "left"), ("Outcome", "left")]
-    return fitted_table("Criteria (baseline vs quantized)", headers, rows, width, frozenset({1, 2, 4}))
+    if column_widths([h for h, _ in headers], rows, width, frozenset({1, 2, 4})) is not None:
+        return fitted_table(title, headers, rows, width, frozenset({1, 2, 4}))
+    # Narrow terminal: baseline above candidate in one column; the limit may wrap between words.
+    narrow = [[name, Text(f"{base.plain}\n→ {cand.plain}"), change, limit, outcome]
+              for name, base, cand, change, limit, outcome in rows]
+    headers = [("Criterion", "left"), ("Baseline → candidate", "right"), ("Change", "left"), ("Limit", "left"),
+               ("Outcome", "left")]
+    return fitted_table(title, headers, narrow, width, frozenset({1}))
 
 
 def plan_lines(r: GateResult) -> list[str]:

@@ -1,0 +1,215 @@
+"""What a reviewer and a hostile pull request see: headlines, hostile strings, waivers, terminal width."""
+# ruff: noqa: RUF001  (exact report text: real minus signs, times signs and U+2223 are the point)
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from rich.cells import cell_len
+
+from gate.report import ReportContext, ReportFormat, render
+from gate.report.criteria import deciding_reason, items_needed
+from gate.report.safe import code_span, markdown_text, one_line, plain
+from gate.report.terminal import terminal_width
+from gate.result import Decision, Finding, Location, Severity, WaiverNote
+from tests.report.samples import error_check, failed_run, inconclusive_run, passed_check
+
+ALL_FORMATS = list(ReportFormat)
+
+# ---- the decision line ------------------------------------------------------------------------
+
+
+def first_visible_line(text: str) -> str:
+    return text.splitlines()[1]
+
+
+def test_headline_names_the_deciding_criterion_for_each_decision() -> None:
+    lines = {d: first_visible_line(render([r], ReportFormat.markdown)) for d, r in (
+        ("fail", failed_run()), ("inconclusive", inconclusive_run()), ("error", error_check()),
+        ("pass", failed_run().model_copy(update={
+            "verdict": failed_run().verdict.model_copy(update={"decision": Decision.passed}),
+            "metrics": [m.model_copy(update={"outcome": Decision.passed, "difference": 0.2, "ci_low": -0.4,
+                                              "ci_high": 0.8}) for m in failed_run().metrics[:1]]})),
+    )}
+    assert lines == {
+        "fail": "## ❌ quant-gate: FAIL — support_qa acc dropped 2.4 pts (95% CI −3.7 to −1.1), over its 1 pt limit",
+        "inconclusive": "## ⚠️ quant-gate: INCONCLUSIVE — qg_support_mc acc changed −0.8 pts (95% CI −2.0 to +0.4): "
+                        "the 1 pt limit is inside the interval, ≈ 10,501 more items projected to decide (10,801 in all)",
+        "error": "## 💥 quant-gate: ERROR — models/broken.yaml:3:1: quantization.bits: required key is missing",
+        "pass": "## ✅ quant-gate: PASS — 4 criteria within limits; closest: support_qa acc changed −0.2 pts "
+                "(95% CI −0.8 to +0.4), within its 1 pt limit",
+    }
+
+
+def test_a_static_pass_says_so_with_its_rule_checks() -> None:
+    assert deciding_reason(passed_check().model_copy(update={"checks": 26})) == "all static checks passed (26 rule checks)"
+
+
+def test_inconclusive_uses_the_projection_the_result_carries() -> None:
+    m = inconclusive_run().metrics[0]
+    assert items_needed(m) == 10_801  # projected from the interval: 300 * (1.2 / 0.2) ** 2
+    assert items_needed(m.model_copy(update={"difference": 1.0})) is None  # on the limit: no projection
+
+    class Carried(type(m)):  # type: ignore[misc]
+        n_needed: int = 0
+
+    carried = Carried(**{**m.model_dump(), "n_needed": 1_234})
+    assert items_needed(carried) == 1_234
+
+
+def test_constraint_defeated_is_said_plainly_in_the_decision_area() -> None:
+    text = render([inconclusive_run()], ReportFormat.markdown)
+    decided = text.index("**Decided by:**")
+    warning = text.index("> ⚠️ **Constraint defeated:** This spec is memory-bound, but the quantized model used more "
+                         "memory than its baseline: peak 1.29 GB → 1.51 GB (1.17×).")
+    assert decided < warning < text.index("| Criterion |")
+    terminal = render([inconclusive_run()], ReportFormat.terminal, ReportContext(width=120))
+    assert "constraint defeated: This spec is memory-bound" in terminal
+
+
+def test_a_finding_about_the_constraint_replaces_the_derived_sentence() -> None:
+    finding = Finding(rule_id="QG712", slug="constraint.not-defeated", severity=Severity.warn, stage="evaluate",
+                      message="memory-bound, but peak memory rose 1.17× (1.29 GB → 1.51 GB)")
+    r = inconclusive_run().model_copy(update={"findings": [finding]})
+    text = render([r], ReportFormat.markdown)
+    assert "> ⚠️ **Constraint defeated:** memory-bound, but peak memory rose 1.17× (1.29 GB → 1.51 GB)" in text
+    assert "This spec is memory-bound" not in text
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_no_report_shows_booleans_raw_keys_or_escaped_pipes(fmt: ReportFormat) -> None:
+    text = render([failed_run(), inconclusive_run(), passed_check(), error_check()], fmt, ReportContext(width=120))
+    words = set(re.findall(r"[A-Za-z_.]+", text))
+    assert not words & {"True", "False"}
+    if fmt is ReportFormat.json:  # the contract itself: its keys are documented in docs/result-schema.md
+        return
+    for raw in ("kl ci low", "kl_ci_low", "checks.memory", "memory.peak", "peak_memory_bytes", "tokens per s"):
+        assert raw not in text
+    assert "\\|" not in text
+
+
+def test_comment_for_many_specs_stays_under_githubs_limit() -> None:
+    results = [failed_run().model_copy(update={"spec": failed_run().spec.model_copy(update={
+        "path": f"models/m{i:03}.yaml", "name": f"m{i:03}"})}) for i in range(150)]
+    text = render(results, ReportFormat.markdown)
+    assert len(text) <= 65_536 and len(text.encode()) <= 60_000
+    assert "> ✂️ This report was truncated to fit GitHub's size limit:" in text
+    assert text.splitlines()[1].startswith("## ❌ quant-gate: FAIL — m000: support_qa acc dropped 2.4 pts")
+
+
+# ---- hostile strings ----------------------------------------------------------------------------
+
+HOSTILE_OWNER = "\x1b[2J\x1b]8;;http://evil.example\x07@octocat\x1b]8;;\x07 ![x](https://evil.example/p.png)"
+HOSTILE_STATEMENT = "fits\r\x1b[31m [click](http://evil.example) <img src=x onerror=alert(1)> \x9b2J\x07"
+HOSTILE_PATH = "models/\x1b[1mevil\x1b[0m|x.yaml"
+
+
+def hostile_result() -> object:
+    r = failed_run()
+    return r.model_copy(update={
+        "spec": r.spec.model_copy(update={"owner": HOSTILE_OWNER, "name": "@octocat\x1b[5m", "path": HOSTILE_PATH}),
+        "findings": [Finding(
+            rule_id="QG101", slug="constraint.limit-stated", severity=Severity.deny,
+            message=f"constraint.statement: {HOSTILE_STATEMENT!s} is not a measurable limit",
+            location=Location(path=HOSTILE_PATH, line=7, col=3), hint="state it as www.evil.example or @team",
+            waived=True, waiver=WaiverNote(reason=HOSTILE_STATEMENT, owner=HOSTILE_OWNER, expires="2026-12-01"))],
+        "verdict": r.verdict.model_copy(update={"reasons": [HOSTILE_STATEMENT, *r.verdict.reasons]}),
+    })
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_no_format_passes_control_characters_through(fmt: ReportFormat) -> None:
+    text = render([hostile_result()], fmt, ReportContext(width=120))  # type: ignore[list-item]
+    assert not CONTROL.search(text), repr(CONTROL.search(text))
+    if fmt is ReportFormat.json:  # the contract keeps the data, escaped: \u001b, never a raw ESC
+        assert "\\u001b[2J" in text
+    else:
+        assert "[2J" not in text and "]8;;" not in text and "[31m" not in text
+
+
+def test_comment_neutralises_mentions_links_images_and_html() -> None:
+    text = render([hostile_result()], ReportFormat.markdown)  # type: ignore[list-item]
+    body = "\n".join(text.splitlines()[1:])
+    assert re.search(r"(?<![`\w])@octocat", re.sub(r"`[^`]*`", "", body)) is None
+    assert "](http" not in body.replace("](https://github.com", "")
+    assert "<img" not in body and "![" not in body
+    assert "@&#8203;octocat" in body
+    assert "&#91;click&#93;(http&#8203;://evil.example)" in body
+    assert "www&#8203;.evil.example" in body
+
+
+def test_github_annotations_and_sarif_and_junit_carry_clean_text() -> None:
+    r = hostile_result()
+    lines = render([r], ReportFormat.github).splitlines()  # type: ignore[list-item]
+    assert all(line.startswith("::") for line in lines)
+    assert any("file=models/evil|x.yaml,line=7,col=3" in line for line in lines)
+    sarif = json.loads(render([r], ReportFormat.sarif))  # type: ignore[list-item]
+    uri = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "models/evil|x.yaml"
+    root = ET.fromstring(render([r], ReportFormat.junit))  # type: ignore[list-item]
+    assert root.find("testsuite").get("name") == "models/evil|x.yaml"  # type: ignore[union-attr]
+
+
+def test_safe_helpers() -> None:
+    assert plain("a\x1b[31mb\x1b[0m\tc\nd\x1b]8;;http://x\x1b\\e\x1b]8;;\x1b\\\x00\x9b1m") == "ab\tc\nde"
+    assert one_line("a\n\tb") == "a b"
+    assert markdown_text("see `x | y` and a|b @me") == "see `x ∣ y` and a&#124;b @&#8203;me"
+    assert code_span("has ` tick") == "``has ` tick``"
+
+
+# ---- waivers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", [f for f in ALL_FORMATS if f is not ReportFormat.json])
+def test_every_format_shows_who_waived_why_and_until_when(fmt: ReportFormat) -> None:
+    text = render([inconclusive_run()], fmt, ReportContext(width=200))
+    flat = " ".join(text.replace("%0A", " ").split())
+    assert "aived by team-edge until 2026-11-29 (expires in 6 days): fresh traffic sample lands with the next release" in flat
+
+
+@pytest.mark.parametrize("fmt", [ReportFormat.markdown, ReportFormat.terminal])
+def test_summary_line_counts_waivers_expiring_within_14_days(fmt: ReportFormat) -> None:
+    text = render([failed_run(), inconclusive_run()], fmt, ReportContext(width=200))
+    assert "2 specs: 1 fail, 1 inconclusive · 1 blocking finding, 1 warning, 1 notice, 2 waived " \
+           "(1 expiring within 14 days)" in text
+
+
+# ---- terminal width -----------------------------------------------------------------------------
+
+BORDERS = "┏┃┡│└"
+
+
+@pytest.mark.parametrize("width", [100, 80])
+def test_a_narrow_terminal_capture_has_no_wrapped_table_borders(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    text = render([failed_run(), inconclusive_run(), error_check()], ReportFormat.terminal)
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= width
+    table_lines = [line for line in lines if line[:1] in BORDERS]
+    assert table_lines
+    assert all(line.rstrip()[-1] in "┓┃┩│┘" for line in table_lines)
+    for location in ("models/support.yaml:29:12", "models/support.yaml:31:3", "models/int8.yaml:22:3",
+                     "models/broken.yaml:3:1"):
+        assert location in text
+    # cells wrap at word boundaries: every word of the message survives whole
+    assert "calibration.enough-samples" in text and "qg_wikitext_local" in text
+
+
+def test_terminal_width_comes_from_columns_else_a_sane_ci_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert terminal_width() == 100
+    monkeypatch.setenv("COLUMNS", "9999")
+    assert terminal_width() == 200
+    monkeypatch.delenv("COLUMNS")
+
+    class Pipe:
+        def isatty(self) -> bool:
+            return False
+
+    assert terminal_width(Pipe()) == 120  # type: ignore[arg-type]
