@@ -41,8 +41,14 @@ class RunOptions:
     policies_dir: Path | None = None
     policies_ref: str | None = None
     progress: bool = True
-    registry_db: Path | None = None
-    """Record the run in this SQLite registry (None: do not record)."""
+    registry_db: str | Path | None = None
+    """Record the run in this registry, a SQLite path or a ``postgresql://`` URL (None: do not
+    record); it also shares baseline results between runners."""
+    registry_queue: Path | None = None
+    """Where a record waits when the registry is unreachable (default: <repo>/.gate/registry-queue.jsonl)."""
+    mlflow_uri: str | None = None
+    """Also log the run to this MLflow tracking server (None: do not)."""
+    mlflow_experiment: str | None = None
     git_commit: str | None = None
     batch_size: int = 8
     seed: int = 0
@@ -174,9 +180,11 @@ def _run_heavy(outcome: StaticOutcome, options: RunOptions, policy_set: PolicySe
     )
 
     runtime = runtime_versions()
-    cache = BaselineCache(options.cache_dir)
+    cache = BaselineCache(options.cache_dir, shared=_shared_baselines(options))
     keys = baseline_keys(plan, baseline.identity, settings, runtime)
     side = cached_baseline(cache, keys)
+    if cache.shared_hits:
+        say(f"baseline: {len(cache.shared_hits)} result(s) reused from the shared registry")
 
     def baseline_eval() -> Any:
         if baseline_complete(side):
@@ -300,18 +308,31 @@ def _error_result(outcome: StaticOutcome, error: GateError) -> GateResult:
     })
 
 
-def _record(result: GateResult, options: RunOptions, say: Say) -> GateResult:
+def _shared_baselines(options: RunOptions) -> Any:
+    """The registry's shared baseline results (None when the run records nowhere)."""
     if options.registry_db is None:
-        return result
-    start = time.perf_counter()
-    try:
-        from gate.registry import record_run
+        return None
+    from gate.registry.baselines import SharedBaselines
 
-        run_id = record_run(result, db_path=options.registry_db, git_commit=options.git_commit)
-    except GateError as exc:
-        record = StageRecord(stage="registry", status="failed", seconds=time.perf_counter() - start, message=exc.message)
-    else:
-        record = StageRecord(stage="registry", status="ok", seconds=time.perf_counter() - start,
-                             message=f"run {run_id} in {options.registry_db}")
-        say(f"registry: recorded run {run_id}")
-    return result.model_copy(update={"stages": [*result.stages, record]})
+    return SharedBaselines(options.registry_db)
+
+
+def _record(result: GateResult, options: RunOptions, say: Say) -> GateResult:
+    """Record the run in the registry (queued locally when it is unreachable) and in MLflow;
+    neither can change the verdict."""
+    if options.registry_db is None and not options.mlflow_uri:
+        return result
+    from gate.registry.store import run_row
+
+    row = run_row(result, git_commit=options.git_commit)  # one run_uid for the registry and MLflow
+    records = []
+    if options.registry_db is not None:
+        from gate.registry.recording import record_or_queue
+
+        queue = options.registry_queue or options.repo_root / ".gate" / "registry-queue.jsonl"
+        records.append(record_or_queue(row, options.registry_db, queue, say=say))
+    if options.mlflow_uri:
+        from gate.registry.mlflow_export import log_to_mlflow
+
+        records.append(log_to_mlflow(row, options.mlflow_uri, experiment=options.mlflow_experiment, say=say))
+    return result.model_copy(update={"stages": [*result.stages, *records]}) if records else result

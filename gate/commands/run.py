@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gate.commands.check import worst_exit_code
+from gate.commands.registry import add_mlflow_options, mlflow_uri_from
 from gate.report.interface import ReportFormat
 
 HELP = "quantize and evaluate a spec against its full-precision baseline; exit 0 pass, 1 fail/inconclusive"
@@ -32,9 +33,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repo-root", dest="repo_root", type=Path, default=None,
                         help="repository root (default: enclosing git work tree)")
-    parser.add_argument("--registry", type=Path, default=None,
-                        help="SQLite registry to record the run in (default: <repo>/.gate/registry.db)")
+    parser.add_argument("--registry", default=None, metavar="PATH|URL",
+                        help="registry to record the run in and share baseline results through: a SQLite path or "
+                             "postgresql://USER:PASSWORD@HOST:5432/DB (default: $GATE_REGISTRY_URL, else "
+                             "<repo>/.gate/registry.db)")
     parser.add_argument("--no-registry", dest="no_registry", action="store_true", help="do not record the run")
+    add_mlflow_options(parser)
+    parser.add_argument("--no-mlflow", dest="no_mlflow", action="store_true",
+                        help="do not log to MLflow even when MLFLOW_TRACKING_URI is set")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=8, help="lm-eval batch size")
 
 
@@ -49,6 +55,7 @@ def _git_commit(repo_root: Path) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
 
     from gate.errors import InputError
     from gate.pipeline import StaticOptions, find_repo_root
@@ -62,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
     repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
     fmt = ReportFormat(args.format)
     if fmt is not ReportFormat.terminal:
-        import os
-
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's progress bars; stdout stays the report
-    registry = None if args.no_registry else (args.registry or repo_root / DEFAULT_REGISTRY)
+    from gate.registry.engine import URL_ENV
+    from gate.registry.queue import queue_path
+
+    registry = None if args.no_registry else (args.registry or os.environ.get(URL_ENV) or repo_root / DEFAULT_REGISTRY)
     options = RunOptions(
         repo_root=repo_root,
         cache_dir=(args.cache_dir or repo_root / DEFAULT_CACHE_DIR).resolve(),
@@ -74,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         policies_ref=args.policies_from,
         progress=fmt is ReportFormat.terminal,
         registry_db=registry,
+        registry_queue=queue_path(None, repo_root),
+        mlflow_uri=None if args.no_mlflow else mlflow_uri_from(args),
+        mlflow_experiment=args.mlflow_experiment,
         git_commit=_git_commit(repo_root) if registry is not None else None,
         batch_size=args.batch_size,
     )
@@ -81,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     policy_set = load_policy_set(StaticOptions(repo_root=repo_root, policies_dir=args.policies,
                                                policies_ref=args.policies_from))
     results = [run_gate(p, options, policy_set) for p in paths]
+    for result in results:  # bookkeeping outages never change the verdict, but must be seen
+        for stage in result.stages:
+            if stage.stage in ("registry", "mlflow") and stage.status == "failed":
+                print(f"gate: warning: {stage.stage}: {stage.message}", file=sys.stderr)
     if args.out is not None:
         payload = [r.model_dump(mode="json") for r in results]
         args.out.parent.mkdir(parents=True, exist_ok=True)

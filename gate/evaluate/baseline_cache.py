@@ -11,6 +11,10 @@ baseline component is one cache entry whose key hashes everything that can chang
 
 Entries live under ``<cache_dir>/baseline/<sha256>.json`` (+ ``.npz`` for the fidelity
 reference), written atomically. A corrupt entry is treated as a miss and overwritten.
+
+With a shared store (the registry's ``baseline_results``, ``gate/registry/baselines.py``) a local
+miss is looked up there under the same key and, when found, written to the local cache; every
+result this runner computes is also stored there, so a fleet evaluates each baseline once.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from gate.evaluate.fidelity import FidelityReference
 from gate.evaluate.interface import ModelPerformance, TaskScores
+
+if TYPE_CHECKING:
+    from gate.registry.baselines import SharedBaselines
 
 CACHE_FORMAT = 2
 """Bumped whenever cached results from older gate versions must not be reused (2: doc ids of
@@ -41,13 +48,17 @@ def cache_key(component: str, parts: dict[str, Any]) -> str:
 class BaselineCache:
     """Content-addressed store of baseline results (one directory, plain files)."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, shared: SharedBaselines | None = None) -> None:
         self.root = cache_dir / "baseline"
+        self.shared = shared
+        """The fleet-wide store behind the local files (None: local only)."""
+        self.shared_hits: set[str] = set()
+        """Keys this process took from the shared store."""
 
     def _path(self, key: str, suffix: str) -> Path:
         return self.root / f"{key}{suffix}"
 
-    def _read(self, key: str) -> dict[str, Any] | None:
+    def _read_local(self, key: str) -> dict[str, Any] | None:
         path = self._path(key, ".json")
         if not path.is_file():
             return None
@@ -57,10 +68,27 @@ class BaselineCache:
             return None
         return data if isinstance(data, dict) and data.get("key") == key else None
 
-    def _write(self, key: str, payload: dict[str, Any]) -> None:
+    def _read(self, key: str) -> dict[str, Any] | None:
+        """The local entry, else the shared one (then kept locally too)."""
+        data = self._read_local(key)
+        if data is not None or self.shared is None:
+            return data
+        entry = self.shared.get(key)
+        if entry is None or entry.payload.get("key") != key:
+            return None
         self.root.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"key": key, **payload}, sort_keys=True).encode("utf-8")
-        _atomic_write(self._path(key, ".json"), body)
+        if entry.blob is not None:
+            _atomic_write(self._path(key, ".npz"), entry.blob)
+        _atomic_write(self._path(key, ".json"), json.dumps(entry.payload, sort_keys=True).encode("utf-8"))
+        self.shared_hits.add(key)
+        return entry.payload
+
+    def _write(self, key: str, payload: dict[str, Any], blob: bytes | None = None) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        entry = {"key": key, **payload}
+        _atomic_write(self._path(key, ".json"), json.dumps(entry, sort_keys=True).encode("utf-8"))
+        if self.shared is not None:
+            self.shared.put(key, str(payload["component"]), entry, blob)
 
     def get_scores(self, key: str) -> TaskScores | None:
         data = self._read(key)
@@ -87,7 +115,8 @@ class BaselineCache:
         self._write(key, {"component": "performance", "performance": performance.model_dump(mode="json")})
 
     def get_fidelity(self, key: str) -> FidelityReference | None:
-        if self._read(key) is None or not self._path(key, ".npz").is_file():
+        data = self._read(key)
+        if data is None or not self._path(key, ".npz").is_file():
             return None
         try:
             return FidelityReference.load(self._path(key, ".npz"))
@@ -101,7 +130,8 @@ class BaselineCache:
         reference.save(Path(tmp))
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared runner cache must stay readable
         os.replace(tmp, self._path(key, ".npz"))
-        self._write(key, {"component": "fidelity", "documents": len(reference.token_ids)})
+        blob = self._path(key, ".npz").read_bytes() if self.shared is not None else None
+        self._write(key, {"component": "fidelity", "documents": len(reference.token_ids)}, blob)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
