@@ -113,9 +113,11 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
 
         policies = policy_set if policy_set is not None else stage("policy-load", lambda: load_policy_set(options))
         catalog = policies.extend_catalog(load_catalog())
-        # The NaN/Inf value scan costs a full read of the weights: only when a policy enables QG511.
+        # The NaN/Inf value check rides on the lockfile's sha256 pass (no extra read); policies may disable QG511.
         scan_values = policies.resolve("QG511", loaded.spec.metadata).enabled
-        weights = stage("weights", lambda: scan_spec_weights(loaded, options.repo_root, scan_values=scan_values))
+        # Chat templates are diffed against the base branch the policies come from (QG517).
+        weights = stage("weights", lambda: scan_spec_weights(
+            loaded, options.repo_root, scan_values=scan_values, base_ref=options.policies_ref))
         calibration = stage("calibration", lambda: inspect_calibration(loaded, options.repo_root))
         tasks = stage("tasks", lambda: scan_spec_tasks(loaded, options.repo_root))
         if weights is not None and (weights.blocked_by_content or weights.with_verdict(FileVerdict.invalid)):

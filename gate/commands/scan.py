@@ -1,5 +1,6 @@
 """`gate scan PATH...`: judge weight files from their bytes (pickle allowlist, safetensors, GGUF,
-remote code) without loading them. Exit 0 clean, 1 unsafe or invalid, 2 bad input."""
+archives, chat templates, remote code) without loading them. Fail closed: exit 0 only when every
+file is a positively identified safe type (allowlist-clean pickles included); 1 otherwise; 2 bad input."""
 
 from __future__ import annotations
 
@@ -14,9 +15,16 @@ from gate.weights.interface import FileReport, FileVerdict, RemoteCode
 
 HELP = "scan weight files or model directories for unsafe pickles, invalid safetensors/GGUF and remote code"
 
-BLOCKING = frozenset({FileVerdict.unsafe, FileVerdict.unparseable, FileVerdict.invalid, FileVerdict.code})
-"""Verdicts that make `gate scan` exit 1. Allowlist-clean pickles exit 0 (QG505 denies them in
-`gate check`, where a waiver can allow a legacy model)."""
+BLOCKING = frozenset(
+    {
+        FileVerdict.unsafe, FileVerdict.unparseable, FileVerdict.invalid, FileVerdict.code, FileVerdict.unknown,
+        FileVerdict.container, FileVerdict.limit, FileVerdict.not_regular,
+    }
+)
+"""Verdicts that make `gate scan` exit 1 (the same files `gate check` denies by default).
+Allowlist-clean pickles exit 0 (QG505 denies them in `gate check`, where a waiver can allow a
+legacy model); unknown files whose suffix is given with ``--allow-type`` exit 0 (QG512's
+``allow_types``)."""
 
 
 class ScanFormat(StrEnum):
@@ -28,10 +36,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="weight files or model directories")
     parser.add_argument("--format", choices=[f.value for f in ScanFormat], default=ScanFormat.table.value)
     parser.add_argument("--values", action="store_true", help="also stream safetensors tensors for NaN/Inf values")
+    parser.add_argument(
+        "--allow-type", dest="allow_types", action="append", default=[], metavar="SUFFIX",
+        help="accept unknown files with this inert suffix (e.g. .png), like QG512's allow_types; never a pickle-capable type",
+    )
 
 
-def blocked(files: list[FileReport], remote: RemoteCode) -> bool:
-    return any(f.verdict in BLOCKING or f.nonfinite_tensors for f in files) or remote.present
+def blocked(files: list[FileReport], remote: RemoteCode, allow_types: tuple[str, ...] = ()) -> bool:
+    return any(_blocks(f, allow_types) for f in files) or remote.present
+
+
+def _blocks(report: FileReport, allow_types: tuple[str, ...]) -> bool:
+    from gate.weights.identify import suffix_of
+
+    if report.verdict is FileVerdict.unknown and report.member is None and suffix_of(report.path) in allow_types:
+        return False
+    templates = any(t.hostile or t.render_error for t in report.chat_templates)
+    return report.verdict in BLOCKING or bool(report.nonfinite_tensors) or templates
 
 
 def render_json(files: list[FileReport], remote: RemoteCode, code: int) -> str:
@@ -43,14 +64,15 @@ def render_json(files: list[FileReport], remote: RemoteCode, code: int) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def render_table(files: list[FileReport], remote: RemoteCode, *, color: bool = False) -> str:
+def render_table(files: list[FileReport], remote: RemoteCode, *, color: bool = False, allow_types: tuple[str, ...] = ()) -> str:
     from rich.console import Console
     from rich.table import Table
 
     styles = {
         FileVerdict.ok: "green", FileVerdict.other: "dim", FileVerdict.safe_by_allowlist: "yellow",
         FileVerdict.unsafe: "bold red", FileVerdict.unparseable: "bold red", FileVerdict.invalid: "red",
-        FileVerdict.code: "bold red",
+        FileVerdict.code: "bold red", FileVerdict.unknown: "red", FileVerdict.container: "red",
+        FileVerdict.limit: "bold red", FileVerdict.not_regular: "bold red",
     }
     buffer = io.StringIO()
     console = Console(file=buffer, width=160, force_terminal=color, no_color=not color, highlight=False)
@@ -59,10 +81,15 @@ def render_table(files: list[FileReport], remote: RemoteCode, *, color: bool = F
         table.add_column(column, overflow="fold")
     for f in files:
         detail = f.reason or ""
+        if f.member:
+            detail = f"member {f.member}: " + detail
         if f.is_pickle and f.globals:
             detail = (detail + "; " if detail else "") + "globals: " + ", ".join(f.globals)
         if f.nonfinite_tensors:
             detail = (detail + "; " if detail else "") + "NaN/Inf in: " + ", ".join(f.nonfinite_tensors)
+        for t in f.chat_templates:
+            for problem in [*t.hostile, *([t.render_error] if t.render_error else [])]:
+                detail = (detail + "; " if detail else "") + f"chat template {t.name}: {problem}"
         table.add_row(f.path, f.format.value, f"[{styles[f.verdict]}]{f.verdict.value}[/]", detail)
     console.print(table)
     for path in remote.auto_map_files:
@@ -71,18 +98,27 @@ def render_table(files: list[FileReport], remote: RemoteCode, *, color: bool = F
     for f in files:
         counts[f.verdict.value] = counts.get(f.verdict.value, 0) + 1
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-    verdict = "[bold red]BLOCKED[/]" if blocked(files, remote) else "[bold green]CLEAN[/]"
+    verdict = "[bold red]BLOCKED[/]" if blocked(files, remote, allow_types) else "[bold green]CLEAN[/]"
     console.print(f"{verdict}: {len(files)} file(s): {summary}")
     return buffer.getvalue()
 
 
 def run(args: argparse.Namespace) -> int:
+    from gate.errors import InputError
     from gate.weights import scan_paths
+    from gate.weights.identify import LOADER_SUFFIXES
 
+    allow = tuple(sorted({t.lower() for t in args.allow_types}))
+    for suffix in allow:
+        if not suffix.startswith(".") or suffix in LOADER_SUFFIXES:
+            raise InputError(
+                f"--allow-type {suffix}: only an inert file suffix can be allowed",
+                hint="give a suffix like .png; pickle-capable, archive and code types (.bin, .pt, .zip, .py...) never are",
+            )
     files, remote = scan_paths(list(args.paths), scan_values=args.values)
-    code = 1 if blocked(files, remote) else 0
+    code = 1 if blocked(files, remote, allow) else 0
     if ScanFormat(args.format) is ScanFormat.json:
         sys.stdout.write(render_json(files, remote, code))
     else:
-        sys.stdout.write(render_table(files, remote, color=sys.stdout.isatty()))
+        sys.stdout.write(render_table(files, remote, color=sys.stdout.isatty(), allow_types=allow))
     return code

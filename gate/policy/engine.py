@@ -54,7 +54,7 @@ def run_checks(facts: Facts, policy_set: PolicySet) -> Evaluation:
         checks += 1
         mode = resolved.effective_mode(today)
         for v in rule_cls().check(facts, resolved.params):
-            where = (Location(path=v.path, line=v.line, col=v.col) if v.path
+            where = (Location(path=v.path, line=v.line, col=v.col, member=v.member) if v.path
                      else Location.of(loaded.source_map.locate(v.key_path)))
             findings.append(
                 Finding(

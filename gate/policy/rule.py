@@ -39,6 +39,8 @@ class Violation:
     line: int | None = None
     col: int | None = None
     """Position in ``path`` (e.g. a task file's key)."""
+    member: str | None = None
+    """The member path inside an archive ``path`` (nested archives joined by ``!/``)."""
 
 
 class Rule:

@@ -148,7 +148,7 @@ def check_sentencepiece(data: bytes) -> None:
     pieces = 0
     for number, wire, start, end in _fields(data, 0, len(data)):
         if wire != 2 or not 1 <= number <= 5:
-            raise NotIdentified(f"protobuf field {number} (wire type {wire}) at byte {start} is not part of a SentencePiece model")
+            raise NotIdentified(f"protobuf field {number} (wire type {wire}, value at byte {start}) is not part of a SentencePiece model")
         if number == 1:
             pieces += 1
             for inner, inner_wire, at, _ in _fields(data, start, end):

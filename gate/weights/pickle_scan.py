@@ -265,7 +265,7 @@ def analyse_stream(
     handle: BinaryIO,
     *,
     max_pickles: int | None = None,
-    limit: int = MAX_PICKLE_BYTES,
+    limit: int | None = None,
     seconds: float = MAX_SECONDS,
 ) -> PickleAnalysis:
     """Walk consecutive pickles from ``handle``'s position until its end (or ``max_pickles``).
@@ -274,7 +274,7 @@ def analyse_stream(
     not form another pickle are an error too (fail closed: a loader could read them)."""
     out = PickleAnalysis()
     start = handle.tell()
-    stream = _Bounded(handle, start + limit, time.monotonic() + seconds)
+    stream = _Bounded(handle, start + (MAX_PICKLE_BYTES if limit is None else limit), time.monotonic() + seconds)
     while max_pickles is None or out.complete < max_pickles:
         before = handle.tell()
         if not handle.read(1):

@@ -104,8 +104,9 @@ def parse_header(raw_header: bytes, data_size: int, limits: ScanLimits = DEFAULT
         raise SafetensorsInvalid("header is not a JSON object")
     metadata: dict[str, str] = {}
     tensors: list[TensorSpan] = []
-    if len(data) > limits.tensors + 1:
-        raise LimitExceeded("tensors", limits.tensors, f"header declares {len(data) - ('__metadata__' in data)} tensors")
+    declared = len(data) - ("__metadata__" in data)
+    if declared > limits.tensors:
+        raise LimitExceeded("tensors", limits.tensors, f"header declares {declared} tensors")
     for name, entry in data.items():
         if name == "__metadata__":
             if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):

@@ -16,7 +16,7 @@ class NoUnsafePickle(Rule):
     slug = "weights.no-unsafe-pickle"
     stage = "weights"
     waivable = False
-    summary = "No model file is a pickle that imports a global off the allowlist, or that cannot be analysed."
+    summary = "No model file (or archive member) is a pickle that imports a global off the allowlist, or that cannot be analysed (7z/zstd/lz4/rar included)."
     why = (
         "Loading a pickle runs whatever its opcodes call: `os.system`, `builtins.eval`, a\n"
         "`functools.partial` gadget. Denylist scanners have been bypassed many times, so the gate\n"
@@ -31,16 +31,18 @@ class NoUnsafePickle(Rule):
         if scan is None:
             return
         for report in scan.with_verdict(FileVerdict.unsafe, FileVerdict.unparseable):
+            where = f" (member {report.member})" if report.member else ""
             if report.verdict is FileVerdict.unsafe:
-                message = f"{report.path}: unsafe pickle ({report.format.value}): {report.reason}"
+                message = f"{report.path}{where}: unsafe pickle ({report.format.value}): {report.reason}"
             else:
                 message = (
-                    f"{report.path}: pickle cannot be analysed ({report.reason}); "
+                    f"{report.path}{where}: pickle cannot be analysed ({report.reason}); "
                     "unanalysable pickles are treated as unsafe"
                 )
             yield Violation(
                 message,
                 path=report.path,
+                member=report.member,
                 hint="do not load this file; get safetensors weights from a trusted source (no waiver applies)",
                 detail={
                     "format": report.format.value,
