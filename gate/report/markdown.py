@@ -178,7 +178,7 @@ def other_blocks(r: GateResult) -> list[str]:
     return out
 
 
-GAUGE_WIDTH = 17
+GAUGE_WIDTH = 13
 
 
 def gauge(g: Gauge) -> str:
@@ -205,6 +205,11 @@ def outcome_text(c: Criterion) -> str:
     return text
 
 
+def _nowrap(value: str) -> str:
+    """A number with its unit kept on one line (``40.0&nbsp;tok/s``)."""
+    return cell(value).replace(" ", "&nbsp;")
+
+
 def criteria_table(r: GateResult) -> list[str]:
     rows = criteria(r)
     if not rows:
@@ -217,7 +222,7 @@ def criteria_table(r: GateResult) -> list[str]:
         rule += ":---:|"
     lines = ["", head, rule]
     for c in rows:
-        line = (f"| {cell(c.name)} | {cell(c.baseline)} | {cell(c.candidate)} | {cell(c.change)} "
+        line = (f"| {cell(c.name)} | {_nowrap(c.baseline)} | {_nowrap(c.candidate)} | {cell(c.change)} "
                 f"| {cell(c.limit)} | {outcome_text(c)} |")
         if with_gauge:
             line += f" {f'`{gauge(c.gauge)}`' if c.gauge else ''} |"

@@ -90,10 +90,10 @@ def test_markdown_has_one_criteria_table_with_a_gauge_per_interval() -> None:
     tables = [line for line in text.splitlines() if line.startswith("| Criterion ")]
     assert tables == ["| Criterion | Baseline | Candidate | Change | Limit | Outcome | Interval vs limit |"]
     assert ("| support_qa acc (n=400) | 73.25% | 70.85% | −2.4 pts (95% CI −3.7 to −1.1) | drop ≤ 1 pt | ❌ fail "
-            "| `····┃─────●──────` |") in text
-    assert "| KL divergence (2,048 tokens) | — | 0.0213 nats | 95% CI 0.0190 to 0.0236 nats | ≤ 0.05 nats | ✅ pass " \
-           "| `····─●·····┃·····` |" in text
-    assert "| peak memory (GPU) | 2.50 GB | 0.81 GB | −68% (0.32×) | ≤ 20 GB | ✅ pass |  |" in text
+            "| `···┃────●────` |") in text
+    assert "| KL divergence (2,048 tokens) | — | 0.0213&nbsp;nats | 95% CI 0.0190 to 0.0236 nats | ≤ 0.05 nats " \
+           "| ✅ pass | `···●─···┃····` |" in text
+    assert "| peak memory (GPU) | 2.50&nbsp;GB | 0.81&nbsp;GB | −68% (0.32×) | ≤ 20 GB | ✅ pass |  |" in text
     assert "```mermaid" not in text
 
 
