@@ -132,3 +132,34 @@ def step_summary(results: list[GateResult], context: ReportContext | None = None
     if note:
         ctx = replace(ctx, extra_notes=(*ctx.extra_notes, note))
     return markdown.render(results, ctx, limit=STEP_SUMMARY_LIMIT)
+
+
+# ---- the sticky comment ---------------------------------------------------------------------------
+
+STICKY_AUTHOR = "github-actions[bot]"
+"""The account the workflow's ``GITHUB_TOKEN`` comments as: only its comments are ever updated."""
+
+
+def sticky_jq(author: str = STICKY_AUTHOR) -> str:
+    """The ``gh api --paginate .../comments --jq`` filter that finds the gate's own comment.
+
+    Marker AND author: anyone can post a comment that starts with the marker, and the workflow
+    must never rewrite (or be steered by) a comment it does not own.
+    """
+    from gate.report.markdown import MARKER
+
+    return (f'.[] | select(.user.login == "{author}" and .user.type == "Bot" '
+            f'and (.body | startswith("{MARKER}"))) | .id')
+
+
+def sticky_comment_id(comments: list[dict[str, object]], author: str = STICKY_AUTHOR) -> int | None:
+    """The id of the gate's comment among an issue's comments (oldest first), as ``sticky_jq`` selects it."""
+    from gate.report.markdown import MARKER
+
+    for comment in comments:
+        user = comment.get("user")
+        body = comment.get("body")
+        if (isinstance(user, dict) and user.get("login") == author and user.get("type") == "Bot"
+                and isinstance(body, str) and body.startswith(MARKER) and isinstance(comment.get("id"), int)):
+            return int(comment["id"])  # type: ignore[call-overload]
+    return None

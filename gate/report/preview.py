@@ -199,7 +199,11 @@ def example_markdown() -> str:
     """The comment of the documented example: the results in ``tests/report/samples.py``."""
     from gate.report import DeletedSpec, ReportContext, ReportFormat, render
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "tests" / "report" / "samples.py").is_file():
+        raise PreviewError("the example results live in the source checkout (tests/report/samples.py); "
+                           "pass RESULT.json files instead")
+    sys.path.insert(0, str(checkout))
     from tests.report.samples import failed_run, inconclusive_run, passed_check
 
     context = ReportContext(repo_url="https://github.com/acme/models", commit="0123abc",
@@ -219,8 +223,9 @@ def main(argv: list[str]) -> int:
 
         markdown = render(load_results([Path(p) for p in argv[1:]]), ReportFormat.markdown)
     else:
-        markdown = example_markdown()
+        markdown = ""
     try:
+        markdown = markdown if len(argv) > 1 else example_markdown()
         screenshot(markdown, out)
     except PreviewError as exc:
         sys.stderr.write(f"gate: error: {exc}\n")

@@ -213,3 +213,37 @@ def test_terminal_width_comes_from_columns_else_a_sane_ci_width(monkeypatch: pyt
             return False
 
     assert terminal_width(Pipe()) == 120  # type: ignore[arg-type]
+
+
+# ---- the sticky comment -------------------------------------------------------------------------
+
+def comments_page() -> list[dict[str, object]]:
+    from gate.report.markdown import MARKER
+
+    return [
+        {"id": 1, "user": {"login": "mallory", "type": "User"}, "body": f"{MARKER}\n## ✅ quant-gate: PASS (forged)"},
+        {"id": 2, "user": {"login": "github-actions[bot]", "type": "Bot"}, "body": "a different bot comment"},
+        {"id": 3, "user": {"login": "github-actions[bot]", "type": "Bot"}, "body": f"{MARKER}\n## ❌ quant-gate: FAIL"},
+        {"id": 4, "user": {"login": "github-actions[bot]", "type": "Bot"}, "body": f"{MARKER}\n## later duplicate"},
+    ]
+
+
+def test_sticky_comment_is_found_by_marker_and_author() -> None:
+    from gate.report.github import sticky_comment_id
+
+    assert sticky_comment_id(comments_page()) == 3
+    assert sticky_comment_id(comments_page()[:2]) is None  # a forged marker alone is never updated
+
+
+def test_the_workflow_filter_selects_the_same_comment() -> None:
+    import shutil
+    import subprocess
+
+    from gate.report.github import sticky_jq
+
+    jq = shutil.which("jq")
+    if jq is None:
+        pytest.skip("jq is not installed (the runner's gh evaluates --jq itself)")
+    out = subprocess.run([jq, sticky_jq()], input=json.dumps(comments_page()), capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    assert out.split() == ["3", "4"]  # the workflow takes the first (`head -n 1`)
