@@ -71,12 +71,17 @@ class _Stages:
     """Records each stage; ``run`` re-raises ``GateError`` after recording the failure."""
 
     def __init__(self, records: list[StageRecord], say: Say) -> None:
+        from gate.report.progress import active
+
         self.records = records
         self.say = say
+        self.progress = active()
 
     def run(self, name: str, func: Callable[[], T], *, cache_hit: Callable[[T], bool | None] | None = None,
             message: Callable[[T], str | None] | None = None) -> T:
         start = time.perf_counter()
+        if self.progress is not None:
+            self.progress.stage(name)
         try:
             value = func()
         except GateError as exc:
@@ -97,6 +102,11 @@ class _Stages:
 
 
 def _console_say(enabled: bool) -> Say:
+    from gate.report.progress import active
+
+    progress = active()
+    if progress is not None:  # gate run's own progress on the real terminal (library output goes to the log)
+        return progress.say
     if not enabled:
         return lambda _msg: None
     from rich.console import Console

@@ -42,6 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-mlflow", dest="no_mlflow", action="store_true",
                         help="do not log to MLflow even when MLFLOW_TRACKING_URI is set")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=8, help="lm-eval batch size")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="stream library output (warnings, progress bars) to the terminal instead of the run's log")
 
 
 def _git_commit(repo_root: Path) -> str | None:
@@ -91,15 +93,17 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_spec_paths(list(args.paths))
     policy_set = load_policy_set(StaticOptions(repo_root=repo_root, policies_dir=args.policies,
                                                policies_ref=args.policies_from))
-    results = [run_gate(p, options, policy_set) for p in paths]
-    for result in results:  # bookkeeping outages never change the verdict, but must be seen
-        for stage in result.stages:
-            if stage.stage in ("registry", "mlflow") and stage.status == "failed":
-                print(f"gate: warning: {stage.stage}: {stage.message}", file=sys.stderr)
+    from gate.library_output import quiet_run
+
+    results = quiet_run(repo_root, lambda: [run_gate(p, options, policy_set) for p in paths], verbose=args.verbose)
     if args.out is not None:
         payload = [r.model_dump(mode="json") for r in results]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n", encoding="utf-8")
+    for result in results:  # bookkeeping outages never change the verdict, but must be seen
+        for stage in result.stages:
+            if stage.stage in ("registry", "mlflow") and stage.status == "failed":
+                print(f"gate: warning: {stage.stage}: {stage.message}", file=sys.stderr)
     color = fmt is ReportFormat.terminal and sys.stdout.isatty()
     sys.stdout.write(render(results, fmt, ReportContext(color=color)))
     return worst_exit_code([r.exit_code for r in results])

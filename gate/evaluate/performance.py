@@ -130,27 +130,35 @@ def _decode(model: Any, prompt: Any, steps: int, device: str) -> tuple[float, li
 
 
 def measure(model: Any, tokenizer: Any, model_dir: Path, settings: PerformanceSettings, *, device: str) -> ModelPerformance:
-    """Measure one loaded model (its weights already on ``device``)."""
+    """Measure one loaded model (its weights already on ``device``); reports its passes to the run's progress."""
+    from gate.report.progress import report
+
+    passes = settings.warmup + settings.repeats + len(settings.batch_sizes)
+    step = "speed and memory (decode passes)"
+    report(step, 0, passes)
     param_bytes = sum(int(t.numel() * t.element_size()) for t in model.parameters())
     param_bytes += sum(int(t.numel() * t.element_size()) for t in model.buffers())
     with peak_memory(device) as mem:
         prompt = _prompt(tokenizer, settings.prompt_tokens, 1, device)
-        for _ in range(settings.warmup):
+        for index in range(settings.warmup):
             _decode(model, prompt, 2, device)
+            report(step, index + 1, passes)
         prefills: list[float] = []
         steps: list[float] = []
-        for _ in range(settings.repeats):
+        for index in range(settings.repeats):
             prefill, step_s = _decode(model, prompt, settings.decode_tokens, device)
             prefills.append(prefill)
             steps.extend(step_s)
+            report(step, settings.warmup + index + 1, passes)
         throughput: dict[str, float] = {}
-        for batch in settings.batch_sizes:
+        for index, batch in enumerate(settings.batch_sizes):
             batch_prompt = _prompt(tokenizer, settings.prompt_tokens, batch, device)
             _decode(model, batch_prompt, 2, device)
             start = time.perf_counter()
             _, step_s = _decode(model, batch_prompt, settings.decode_tokens, device)
             elapsed = time.perf_counter() - start
             throughput[str(batch)] = batch * (settings.decode_tokens + 1) / elapsed
+            report(step, settings.warmup + settings.repeats + index + 1, passes)
     ms = np.asarray(prefills) * 1000.0
     dms = np.asarray(steps) * 1000.0
     return ModelPerformance(

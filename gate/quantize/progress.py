@@ -11,7 +11,16 @@ from gate.quantize.interface import Progress
 
 @contextlib.contextmanager
 def progress_reporter(enabled: bool, title: str) -> Iterator[Progress | None]:
-    """A ``progress(what, done, total)`` callback drawing one bar per ``what`` on stderr."""
+    """A ``progress(what, done, total)`` callback drawing one bar per ``what`` on stderr.
+
+    Inside ``gate run`` the callback reports to the run's own progress (``gate.report.progress``),
+    which draws on the real terminal while stderr goes to the library log."""
+    from gate.report.progress import active
+
+    run = active()
+    if run is not None:
+        yield run.update
+        return
     if not enabled:
         yield None
         return

@@ -1,86 +1,191 @@
-"""Progress display for ``gate run``: one rich progress bar per stage on stderr (terminals only).
+"""The gate's own progress for ``gate run``: stage, step, items done / total, elapsed and an estimate.
 
-Usage::
+On a terminal it draws rich bars (one line per step, the current stage on the left); in CI logs
+(not a terminal) it writes plain lines: one when a step starts, at most one per ``plain_interval``
+seconds while it runs, and one when it ends. Library output never reaches it: ``gate run``
+sends that to a log file (``gate.library_output``) and hands this class the real terminal.
 
-    with stage_progress(["quantize", "evaluate"]) as progress:
-        progress.start("evaluate", total=len(items))
-        progress.advance("evaluate")
-        progress.finish("evaluate")
-
-When stderr is not a terminal (CI logs) the tracker prints one plain line per finished stage.
+Deep code (a quantizer's layer loop, the speed-and-memory measurement) reports through
+``report(what, done, total)``, which forwards to the active ``RunProgress`` and is a no-op when
+there is none (``gate check``, tests, library use).
 """
 
 from __future__ import annotations
 
-import sys
+import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Any
 
+Clock = Callable[[], float]
+_CONTEXT = re.compile(r"[\w-]+: ")
 
-class StageProgress:
-    """Tracks stages; draws bars through ``rich.progress`` when ``live`` is set."""
 
-    def __init__(self, stages: Sequence[str], stream: IO[str], live: bool) -> None:
+def estimate_left(elapsed: float, done: int, total: int) -> float | None:
+    """Seconds left at the rate so far (None before the first item or when the total is unknown)."""
+    if done <= 0 or total <= 0 or done > total:
+        return None
+    return elapsed / done * (total - done)
+
+
+def duration(seconds: float) -> str:
+    """``4.2 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@dataclass
+class _Step:
+    what: str
+    total: int | None
+    started: float
+    done: int = 0
+    last_line: float = 0.0
+    task: Any = None
+
+
+class RunProgress:
+    """Progress of one ``gate run`` on ``stream`` (bars when ``live``, plain lines otherwise)."""
+
+    def __init__(self, stream: IO[str], *, live: bool, prefix: str = "gate run", plain_interval: float = 15.0,
+                 clock: Clock = time.monotonic) -> None:
         self.stream = stream
         self.live = live
-        self._started: dict[str, float] = {}
-        self._tasks: dict[str, Any] = {}
-        self._progress: Any = None
+        self.prefix = prefix
+        self.plain_interval = plain_interval
+        self.clock = clock
+        self.stage_name = ""
+        self._steps: dict[str, _Step] = {}
+        self._bars: Any = None
         if live:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=Console(file=stream), transient=False,
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
             )
-            for name in stages:
-                self._tasks[name] = self._progress.add_task(name, total=None, start=False)
 
-    def start(self, stage: str, total: int | None = None) -> None:
-        self._started[stage] = time.perf_counter()
-        if self._progress is not None:
-            task = self._tasks.get(stage)
-            if task is None:
-                task = self._tasks[stage] = self._progress.add_task(stage, total=total)
-            self._progress.update(task, total=total)
-            self._progress.start_task(task)
+            self._bars = Progress(
+                SpinnerColumn(finished_text="[green]✓[/]"),
+                TextColumn("[bold]{task.fields[stage]:<18}[/]"),
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=Console(file=stream, highlight=False),
+                transient=False,
+            )
 
-    def advance(self, stage: str, amount: int = 1) -> None:
-        if self._progress is not None and stage in self._tasks:
-            self._progress.advance(self._tasks[stage], amount)
+    # -- stages and messages ------------------------------------------------------------------
+    def stage(self, name: str) -> None:
+        """Enter a stage (quantize, evaluate-baseline, ...); closes the previous stage's steps."""
+        self._close_steps()
+        self.stage_name = name
 
-    def finish(self, stage: str, status: str = "ok") -> float:
-        """Mark ``stage`` done; returns its seconds."""
-        seconds = time.perf_counter() - self._started.get(stage, time.perf_counter())
-        if self._progress is not None and stage in self._tasks:
-            task = self._tasks[stage]
-            total = self._progress.tasks[task].total
-            self._progress.update(task, total=total or 1, completed=total or 1,
-                                  description=f"{stage} ({status})")
+    def say(self, message: str) -> None:
+        """One line of the gate's own (``gate run: quantize: ...``)."""
+        own_context = _CONTEXT.match(message) is not None  # "baseline: ...", "quantize: done in 3.1 s"
+        label = f"{self.stage_name}: " if self.stage_name and not own_context else ""
+        if self._bars is not None:
+            self._bars.console.print(f"[dim]{self.prefix}[/dim] {label}{message}", markup=True, highlight=False)
         else:
-            self.stream.write(f"gate: {stage}: {status} in {seconds:.1f} s\n")
-            self.stream.flush()
-        return seconds
+            self._line(f"{label}{message}")
 
-    def __enter__(self) -> StageProgress:
-        if self._progress is not None:
-            self._progress.start()
+    # -- counted steps ------------------------------------------------------------------------
+    def update(self, what: str, done: int, total: int | None) -> None:
+        """``what`` has ``done`` of ``total`` items done (the ``Progress`` callback of the quantizers)."""
+        now = self.clock()
+        step = self._steps.get(what)
+        if step is None:
+            step = self._steps[what] = _Step(what=what, total=total, started=now, last_line=now)
+            if self._bars is not None:
+                step.task = self._bars.add_task(what, total=total, stage=self.stage_name)
+            else:
+                self._line(f"{self._label(what)} {self._counts(done, total)}")
+        step.done, step.total = done, total if total is not None else step.total
+        if self._bars is not None:
+            self._bars.update(step.task, completed=done, total=step.total)
+            return
+        finished = step.total is not None and done >= step.total
+        if finished or now - step.last_line >= self.plain_interval:
+            step.last_line = now
+            self._line(self._status(step, now))
+        if finished:
+            del self._steps[what]
+
+    def _close_steps(self) -> None:
+        for step in list(self._steps.values()):
+            if self._bars is not None and step.total is None:
+                self._bars.update(step.task, total=max(step.done, 1), completed=max(step.done, 1))
+        self._steps.clear()
+
+    # -- plain lines ----------------------------------------------------------------------------
+    def _label(self, what: str) -> str:
+        return f"{self.stage_name}: {what}" if self.stage_name else what
+
+    @staticmethod
+    def _counts(done: int, total: int | None) -> str:
+        return f"{done}/{total}" if total is not None else f"{done}"
+
+    def _status(self, step: _Step, now: float) -> str:
+        elapsed = now - step.started
+        parts = [f"{self._label(step.what)} {self._counts(step.done, step.total)}", f"{duration(elapsed)} elapsed"]
+        left = estimate_left(elapsed, step.done, step.total or 0)
+        if left is not None and step.total is not None and step.done < step.total:
+            parts.append(f"~{duration(left)} left")
+        return " · ".join(parts)
+
+    def _line(self, text: str) -> None:
+        self.stream.write(f"{self.prefix}: {text}\n")
+        self.stream.flush()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> RunProgress:
+        if self._bars is not None:
+            self._bars.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        self._close_steps()
+        if self._bars is not None:
+            self._bars.stop()
+
+
+_ACTIVE: list[RunProgress] = []
+
+
+def active() -> RunProgress | None:
+    """The progress of the ``gate run`` in progress, if any."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def report(what: str, done: int, total: int | None) -> None:
+    """Report a step's progress to the active run (no-op without one)."""
+    progress = active()
+    if progress is not None:
+        progress.update(what, done, total)
 
 
 @contextmanager
-def stage_progress(
-    stages: Sequence[str], *, stream: IO[str] | None = None, live: bool | None = None
-) -> Iterator[StageProgress]:
-    """Progress for ``stages``; bars only when ``stream`` (default stderr) is a terminal."""
-    out = stream if stream is not None else sys.stderr
-    show = out.isatty() if live is None else live
-    with StageProgress(stages, out, show) as progress:
-        yield progress
+def run_progress(stream: IO[str], *, live: bool | None = None, **kwargs: Any) -> Iterator[RunProgress]:
+    """Make a ``RunProgress`` on ``stream`` the active one (bars when ``stream`` is a terminal)."""
+    show = stream.isatty() if live is None else live
+    with RunProgress(stream, live=show, **kwargs) as progress:
+        _ACTIVE.append(progress)
+        try:
+            yield progress
+        finally:
+            _ACTIVE.remove(progress)

@@ -1,0 +1,68 @@
+"""The gate's own progress: stage, step, items done / total, elapsed and an estimate; bars on a TTY, lines in CI."""
+
+from __future__ import annotations
+
+import io
+
+from gate.report.progress import RunProgress, active, duration, estimate_left, report, run_progress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_plain_lines_in_ci_logs_say_stage_step_counts_elapsed_and_estimate() -> None:
+    out, clock = io.StringIO(), Clock()
+    with RunProgress(out, live=False, plain_interval=10.0, clock=clock) as progress:
+        progress.stage("quantize")
+        progress.say("int8 w8 on cpu")
+        progress.update("layers quantized", 0, 30)
+        for done in range(1, 31):
+            clock.now += 1.0
+            progress.update("layers quantized", done, 30)
+        progress.stage("evaluate-quantized")
+        progress.say("evaluate-quantized: look 1: tiny_mc items 1-75")
+    assert out.getvalue().splitlines() == [
+        "gate run: quantize: int8 w8 on cpu",
+        "gate run: quantize: layers quantized 0/30",
+        "gate run: quantize: layers quantized 10/30 · 10.0 s elapsed · ~20.0 s left",
+        "gate run: quantize: layers quantized 20/30 · 20.0 s elapsed · ~10.0 s left",
+        "gate run: quantize: layers quantized 30/30 · 30.0 s elapsed",
+        "gate run: evaluate-quantized: look 1: tiny_mc items 1-75",
+    ]
+
+
+def test_bars_on_a_terminal_show_counts_elapsed_and_eta() -> None:
+    out = io.StringIO()
+    with RunProgress(out, live=True) as progress:
+        progress.stage("evaluate-baseline")
+        for done in range(1, 8):
+            progress.update("speed and memory (decode passes)", done, 7)
+        progress.say("baseline: fidelity reference")
+    text = out.getvalue()
+    assert "evaluate-baseline" in text and "speed and memory (decode passes)" in text and "7/7" in text
+    assert "eta" in text
+    assert "gate run baseline: fidelity reference" in text
+    assert "gate run: " not in text  # no plain lines on a terminal
+
+
+def test_report_reaches_the_active_run_only() -> None:
+    report("layers quantized", 1, 2)  # no run: nothing happens
+    out = io.StringIO()
+    with run_progress(out, live=False) as progress:
+        assert active() is progress
+        progress.stage("quantize")
+        report("layers quantized", 2, 2)
+    assert active() is None
+    assert out.getvalue().splitlines()[-1].startswith("gate run: quantize: layers quantized 2/2 · ")
+
+
+def test_estimates_and_durations() -> None:
+    assert estimate_left(10.0, 5, 20) == 30.0
+    assert estimate_left(10.0, 0, 20) is None
+    assert estimate_left(10.0, 3, 0) is None
+    assert [duration(s) for s in (4.21, 185, 3725)] == ["4.2 s", "3 min 05 s", "1 h 02 min"]
