@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from gate.policy.facts import Facts
 from gate.policy.rule import Rule, Violation
@@ -23,18 +23,27 @@ def measured_on_target(facts: Facts) -> bool:
     return hardware is None or hardware.kind == device_kind
 
 
+class MemoryNoise(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_ratio: float = Field(default=1.02, ge=1.0)
+    """Quantized / baseline peak memory above which it "went up" (2%: CPU RSS sampling noise)."""
+
+
 class MemoryReduced(Rule):
     id = "QG702"
     slug = "constraint.memory-reduced"
     severity = Severity.warn
     stage = "performance"
+    params = MemoryNoise
     summary = "A memory-bound spec's quantized model peaks at no more memory than its baseline (measured by `gate run`)."
     why = (
         "A memory-bound spec quantizes to save memory. When the measured peak goes up (on CPU,\n"
         "weight-only kernels can dequantize into full-precision buffers; a kept full-precision head\n"
         "can outweigh what 8 bits saved), the quantization defeats its own constraint even though\n"
         "it fits the target's budget today. The gate warns with both numbers; a policy can set\n"
-        "`severity: deny`. Judged only when measured on the target's kind of device."
+        "`severity: deny`. Judged only when measured on the target's kind of device; a rise within\n"
+        "`max_ratio` (default 2%, the noise of sampled RSS) is not counted."
     )
     example = ("constraint: {kind: memory, target: {hardware: cpu-x86-avx2, memory_gb: 4}}\n"
                "# gate run: peak memory 1.29 GB (baseline) -> 1.51 GB (quantized)\n")
@@ -46,7 +55,8 @@ class MemoryReduced(Rule):
         if perf is None or perf.constraint != "memory" or not measured_on_target(facts):
             return
         base, quant = perf.baseline.peak_memory_bytes, perf.quantized.peak_memory_bytes
-        if not base or quant <= base:
+        assert isinstance(params, MemoryNoise)
+        if not base or quant <= base * params.max_ratio:
             return
         yield Violation(
             f"constraint.kind: memory-bound, but the quantized model's peak memory went up: {base / GB:.2f} GB -> "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from gate.policy.facts import Facts
 from gate.policy.rule import Rule, Violation
@@ -12,11 +12,19 @@ from gate.policy.rules.qg702_memory_reduced import measured_on_target
 from gate.result import Severity
 
 
+class SpeedNoise(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_ratio: float = Field(default=0.97, gt=0.0, le=1.0)
+    """Quantized / baseline tokens/s below which it is "slower" (3%: timing noise on a shared machine)."""
+
+
 class ThroughputImproved(Rule):
     id = "QG703"
     slug = "constraint.throughput-improved"
     severity = Severity.warn
     stage = "performance"
+    params = SpeedNoise
     summary = ("A throughput- or cost-bound spec's quantized model generates at least as many tokens/s as its "
                "baseline (measured by `gate run`).")
     why = (
@@ -25,7 +33,7 @@ class ThroughputImproved(Rule):
         "is slower than its baseline (no fast kernel for the format on this hardware, dequantize on\n"
         "every step) defeats the constraint even when every quality metric passes. The gate warns\n"
         "with both numbers; a policy can set `severity: deny`. Judged only when measured on the\n"
-        "target's kind of device."
+        "target's kind of device; a slowdown within `min_ratio` (default 3%, timing noise) is not counted."
     )
     example = ("constraint: {kind: throughput, target: {hardware: cpu-x86-avx2, batch: 1}}\n"
                "# gate run: 41.0 -> 16.8 tokens/s at batch 1 (0.41x)\n")
@@ -41,7 +49,8 @@ class ThroughputImproved(Rule):
         if batch not in perf.speedup:
             batch = next(iter(perf.speedup), batch)
         speedup = perf.speedup.get(batch)
-        if speedup is None or speedup >= 1.0:
+        assert isinstance(params, SpeedNoise)
+        if speedup is None or speedup >= params.min_ratio:
             return
         base, quant = perf.baseline.tokens_per_s[batch], perf.quantized.tokens_per_s[batch]
         yield Violation(
