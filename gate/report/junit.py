@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from gate.report.interface import ReportContext
+from gate.report.criteria import inconclusive_note
 from gate.report.safe import one_line, plain
 from gate.report.summary import DECISION_LABEL, Level, level_of, metric_drop, metric_tolerance, num, waiver_text
 from gate.result import Decision, GateResult
@@ -69,7 +70,7 @@ def cases_for(r: GateResult) -> list[Case]:
         if m.outcome is Decision.failed:
             case.failure = ("tolerance-exceeded", f"{m.task} {m.metric}: tolerance exceeded", detail)
         elif m.outcome is Decision.inconclusive:
-            case.failure = ("inconclusive", f"{m.task} {m.metric}: inconclusive", detail)
+            case.failure = ("inconclusive", f"{m.task} {m.metric}: inconclusive", f"{detail}; {inconclusive_note(m)}")
         elif m.outcome is Decision.error:
             case.error = ("error", f"{m.task} {m.metric}: could not be measured", m.note or detail)
         else:

@@ -1,4 +1,4 @@
-"""Shared views of results for every format: overall verdict, finding levels, numbers, stage sections.
+"""Shared views of results for every format: overall verdict, finding levels, waivers, numbers.
 
 Pure functions over ``GateResult``s; no format-specific markup here.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -226,160 +226,7 @@ def metric_tolerance(m: MetricResult) -> str:
     return f"≤ {degradation(m.tolerance, m.tolerance_form)} ({m.tolerance_form})"
 
 
-# ---- stage sections (dicts owned by other stages) ------------------------------------------------
-
-
-def flatten(section: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys; lists of scalars joined; lists of named records by name.
-
-    A list of dicts that carry a ``name`` (e.g. the performance stage's constraint checks) becomes
-    one row per record, ``checks.memory.peak``, with the record summarised; other lists of dicts
-    become a count.
-    """
-    out: dict[str, Any] = {}
-    for key, value in section.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        elif isinstance(value, list):
-            if all(not isinstance(v, (Mapping, list)) for v in value):
-                out[name] = ", ".join(num(v) for v in value)
-            elif all(isinstance(v, Mapping) and "name" in v for v in value):
-                for record in value:
-                    out[f"{name}.{record['name']}"] = record_summary(record)
-            else:
-                out[name] = f"{len(value)} items"
-        else:
-            out[name] = value
-    return out
-
-
-def record_summary(record: Mapping[str, Any]) -> str:
-    """``0.8 vs target 4: pass`` for a constraint check; ``k=v, ...`` for any other record."""
-    if "measured" in record and "target" in record:
-        passed = record.get("passed")
-        outcome = "not judged here" if passed is None else ("pass" if passed else "FAIL")
-        text = f"{num(record['measured'])} vs target {num(record['target'])}: {outcome}"
-        return text + (f" ({record['note']})" if record.get("note") else "")
-    return ", ".join(f"{k}={num(v)}" for k, v in record.items() if k != "name" and not isinstance(v, (Mapping, list)))
-
-
-UNITS = (
-    ("tokens_per_s", "tok/s"),
-    ("_per_s", "/s"),
-    ("_gb", "GB"),
-    ("_mb", "MB"),
-    ("_bytes", "B"),
-    ("_per_token_p50", "ms"),
-    ("_per_token_p95", "ms"),
-    ("_ms_p50", "ms"),
-    ("_ms_p95", "ms"),
-    ("_ms", "ms"),
-    ("_seconds", "s"),
-    ("_s", "s"),
-    ("speedup", "x"),
-)
-BATCH_KEYED = ("tokens_per_s", "speedup")
-"""Sections keyed by batch size (``tokens_per_s.4``)."""
-
-
-def _name_part(key: str) -> str:
-    """The last non-numeric segment of a dotted key (``tokens_per_s`` in ``x.tokens_per_s.4``)."""
-    parts = key.split(".")
-    while len(parts) > 1 and parts[-1].isdigit():
-        parts.pop()
-    return parts[-1]
-
-
-def unit_of(key: str) -> str:
-    last = _name_part(key)
-    for suffix, unit in UNITS:
-        if last.endswith(suffix):
-            return unit
-    return ""
-
-
-def human_bytes(value: float) -> str:
-    for factor, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-        if abs(value) >= factor:
-            return f"{num(value / factor, 3)} {unit}"
-    return f"{num(value)} B"
-
-
-def with_unit(key: str, value: Any) -> str:
-    unit = unit_of(key)
-    text = num(value)
-    if not unit or text == "—" or not isinstance(value, (int, float)) or isinstance(value, bool):
-        return text
-    if unit == "B":
-        return human_bytes(value)
-    return f"{text}{unit}" if unit == "x" else f"{text} {unit}"
-
-
-def label_of(key: str) -> str:
-    """``baseline.peak_memory_gb`` -> ``peak memory``; ``tokens_per_s.4`` -> ``tokens per s (batch 4)``."""
-    parts = key.split(".")
-    batch = None
-    if len(parts) > 1 and parts[-1].isdigit() and parts[-2] in BATCH_KEYED:
-        batch = parts.pop()
-    last = parts[-1]
-    if not last.endswith("_per_s"):
-        for suffix in ("_gb", "_mb", "_bytes", "_ms", "_seconds", "_s"):
-            if last.endswith(suffix) and len(last) > len(suffix):
-                parts[-1] = last[: -len(suffix)]
-                break
-    text = ".".join(parts).replace("_", " ")
-    return f"{text} (batch {batch})" if batch else text
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One measurement taken on both models (``baseline.x`` / ``quantized.x`` in a section)."""
-
-    key: str
-    """The measurement's name without the baseline/quantized part, e.g. ``peak_memory_gb``."""
-    baseline: Any
-    quantized: Any
-
-    @property
-    def ratio(self) -> float | None:
-        b, q = self.baseline, self.quantized
-        if isinstance(b, (int, float)) and isinstance(q, (int, float)) and not isinstance(b, bool) and b:
-            return float(q) / float(b)
-        return None
-
-
-def split_section(section: Mapping[str, Any] | None) -> tuple[list[Comparison], dict[str, Any]]:
-    """Baseline/quantized pairs and the remaining scalar facts of a stage section.
-
-    A pair is any two keys that differ only in a ``baseline``/``quantized`` part:
-    ``baseline.peak_memory_gb`` and ``quantized.peak_memory_gb``, or ``baseline_tokens_per_s``
-    and ``quantized_tokens_per_s``.
-    """
-    if not section:
-        return [], {}
-    flat = flatten(section)
-    pairs: list[Comparison] = []
-    used: set[str] = set()
-    for key, value in flat.items():
-        if "baseline" not in key or key in used:
-            continue
-        twin = key.replace("baseline", "quantized", 1)
-        if twin in flat:
-            name = key.replace("baseline.", "", 1).replace("baseline_", "", 1).replace("_baseline", "", 1)
-            pairs.append(Comparison(key=name, baseline=value, quantized=flat[twin]))
-            used.update((key, twin))
-    rest = {k: v for k, v in flat.items() if k not in used}
-    return pairs, rest
-
-
-def memory_comparison(result: GateResult) -> Comparison | None:
-    """Baseline vs quantized peak memory from the performance section, when measured."""
-    pairs, _ = split_section(result.performance)
-    for pair in pairs:
-        if "memory" in pair.key and pair.ratio is not None:
-            return pair
-    return None
+# ---- the spec as configured ------------------------------------------------------------------
 
 
 def configuration_log(result: GateResult) -> dict[str, str]:
