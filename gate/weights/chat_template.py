@@ -7,7 +7,7 @@ and ran code (CVE-2024-34359). Each template is checked twice:
 
 1. Statically, on Jinja's AST (``Environment.parse``; nothing renders): attribute or item access
    to underscore names (``__class__``, ``__globals__``, ``_TemplateReference__context``), the
-   ``attr`` filter, strings holding ``__``, the globals that lead out of the template (``self``,
+   ``attr`` filter, strings holding ``__`` or starting with ``_`` (the pieces of a computed dunder), the globals that lead out of the template (``self``,
    ``lipsum``, ``cycler``, ``joiner``, ``namespace`` attributes, ``config``, ``request``...), and
    ``import``/``include``/``extends`` tags.
 2. By rendering it in Jinja's ``ImmutableSandboxedEnvironment`` (what transformers uses) on a sample
@@ -120,11 +120,11 @@ def hostile_constructs(template: str) -> tuple[list[str], str | None]:
             add(node, f"global `{node.name}`")
         elif isinstance(node, nodes.Filter) and node.name == "attr":
             add(node, "filter `attr` (attribute access by string)")
-        elif isinstance(node, nodes.Const) and isinstance(node.value, str) and "__" in node.value:
-            add(node, f"string {node.value[:40]!r} (double underscore)")
+        elif isinstance(node, nodes.Const) and isinstance(node.value, str) and ("__" in node.value or node.value.startswith("_")):
+            add(node, f"string {node.value[:40]!r} (underscore names are built from such strings)")
         elif type(node).__name__ in FORBIDDEN_TAGS:
             add(node, f"tag `{{% {FORBIDDEN_TAGS[type(node).__name__]} %}}`")
-    return found, None
+    return sorted(found, key=lambda entry: (int(entry.split(":", 1)[0][5:]), entry)), None
 
 
 def _walk(tree: Any) -> Iterator[Any]:

@@ -13,8 +13,8 @@ import pytest
 
 from gate.weights import pickle_scan
 from gate.weights.files import scan_file
-from gate.weights.limits import ScanLimits
 from gate.weights.interface import FileFormat, FileReport, FileVerdict
+from gate.weights.limits import ScanLimits
 from tests.weights import payloads as pl
 
 EXECUTING: dict[str, Callable[[str], bytes]] = {
