@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.errors import SourceLocation
-from gate.evaluate.fidelity import FidelitySettings
+from gate.evaluate.fidelity import DEFAULT_TOKENS, FidelitySettings, window_for
 from gate.evaluate.harness import MetricRequest, count_items
 from gate.evaluate.performance import ConstraintTargets, PerformanceSettings
 from gate.evaluate.suites import PERPLEXITY_TASK, STRESS_TASKS, TaskSource, resolve_task, stress_default
@@ -135,8 +135,9 @@ def build_plan(
     texts_name = fid.texts if fid and fid.texts else PERPLEXITY_TASK
     texts_path = _fidelity_texts(texts_name, repo_root, loaded)
     confidence = quality.confidence if quality and quality.confidence else DEFAULT_CONFIDENCE
-    fidelity = FidelitySettings(texts_name=texts_name, tokens=fid.tokens if fid and fid.tokens else 2048,
-                                confidence=confidence, seed=seed)
+    fidelity_tokens = fid.tokens if fid and fid.tokens else DEFAULT_TOKENS
+    fidelity = FidelitySettings(texts_name=texts_name, tokens=fidelity_tokens, window=window_for(fidelity_tokens),
+                                confidence=confidence)
     perf = spec.performance
     target = spec.constraint.target if spec.constraint else None
     batch = target.batch if target and target.batch else 1
