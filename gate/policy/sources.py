@@ -30,7 +30,8 @@ class PolicyFile:
     """One policy file's bytes and the name messages show for it."""
 
     shown: str
-    """``policies/org.yaml``, or ``origin/main:policies/org.yaml`` when read at a git ref."""
+    """``policies/org.yaml``, or ``origin/main:policies/org.yaml`` when read at a git ref (a full
+    commit SHA is shown by its first 12 digits)."""
     raw: bytes
 
 
@@ -132,6 +133,7 @@ def _peel(repo_root: Path, ref: str, names: list[str]) -> str | None:
 def files_from_ref(repo_root: Path, ref: str, subdir: str = POLICIES_DIR) -> list[PolicyFile]:
     """The policy files in ``subdir/`` at git ``ref`` (empty when the ref has no such directory)."""
     commit = resolve_commit(repo_root, ref)
+    label = ref[:12] if _SHA.fullmatch(ref) else ref  # a SHA from the event: short, as GitHub shows it
     listing = _git(repo_root, "ls-tree", "-z", commit, f"{subdir}/")
     if listing.returncode != 0:
         raise InputError(f"cannot list {subdir}/ at {ref}: {listing.stderr.decode(errors='replace').strip()}")
@@ -141,7 +143,7 @@ def files_from_ref(repo_root: Path, ref: str, subdir: str = POLICIES_DIR) -> lis
         _mode, kind, obj = meta.split()
         if kind != "blob" or Path(path).suffix not in POLICY_SUFFIXES:
             continue
-        shown = f"{ref}:{path}"
+        shown = f"{label}:{path}"
         size = _git(repo_root, "cat-file", "-s", obj)
         if size.returncode == 0 and int(size.stdout.decode().strip() or 0) > MAX_YAML_BYTES:
             raise InputError(
