@@ -388,7 +388,8 @@ def constraint_warnings(r: GateResult) -> list[str]:
     """Plain sentences for a constraint the quantization defeats (memory went up, speed went down).
 
     Findings the evaluation raised about constraints (``constraint.*`` rules from a run-time
-    stage) are shown as they are; without one, the sentence is derived from the measurements.
+    stage, e.g. QG702/QG703) are shown as they are; without one (results from before those rules),
+    the sentence is derived from the measurements taken on the target's kind of device.
     """
     raised = [one_line(f.message) for f in r.findings
               if f.slug.startswith("constraint.") and f.stage not in ("spec", "policy", "weights", "plan")]
@@ -402,6 +403,8 @@ def constraint_warnings(r: GateResult) -> list[str]:
         p = PerformanceResult.model_validate(r.performance)
     except ValidationError:
         return []
+    if any(c.passed is None for c in p.checks):
+        return []  # measured off the target's kind of device: ratios say little (as QG702/QG703 judge)
     out: list[str] = []
     base, quant = p.baseline.peak_memory_bytes, p.quantized.peak_memory_bytes
     if p.constraint == "memory" and base and quant > base:

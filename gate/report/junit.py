@@ -13,8 +13,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from gate.report.interface import ReportContext
 from gate.report.criteria import inconclusive_note
+from gate.report.interface import ReportContext
 from gate.report.safe import one_line, plain
 from gate.report.summary import DECISION_LABEL, Level, level_of, metric_drop, metric_tolerance, num, waiver_text
 from gate.result import Decision, GateResult

@@ -53,7 +53,7 @@ def test_gauges_line_up_and_details_start_closed(golden: Layout) -> None:
     assert len(widths) == 1  # monospace, one width: the intervals are comparable at a glance
     assert golden.details and not any(d["open"] for d in golden.details)
     assert [d["summary"] for d in golden.details if str(d["summary"]).startswith("Findings")] == [
-        "Findings (1 blocking, 1 warning, 1 notice, 1 waived)", "Findings (1 waived)", "Findings (1 blocking)"]
+        "Findings (1 blocking, 1 warning, 1 notice, 1 waived)", "Findings (1 warning, 1 waived)", "Findings (1 blocking)"]
     assert all(not t["inDetails"] for t in golden.tables if t["header"] and t["header"][0] == "Criterion")
 
 
