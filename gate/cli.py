@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("gate: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except GateError as exc:
-        print(f"gate: error: {exc}", file=sys.stderr)
+        from gate.report.safe import plain  # messages quote spec values: no escape sequence reaches the terminal
+
+        print(f"gate: error: {plain(exc)}", file=sys.stderr)
         return int(exc.exit_code)
     except BrokenPipeError:  # `gate check ... | head`: stop quietly, and keep Python from complaining at exit
         _silence_stdout()

@@ -250,3 +250,16 @@ def test_the_workflow_filter_selects_the_same_comment() -> None:
     out = subprocess.run([jq, sticky_jq()], input=json.dumps(comments_page()), capture_output=True, text=True,
                          check=True, timeout=30).stdout
     assert out.split() == ["3", "4"]  # the workflow takes the first (`head -n 1`)
+
+
+def test_cli_errors_strip_escape_sequences(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from gate.cli import main
+
+    code = main(["check", "models/\x1b[2J\x1b]8;;http://evil.example\x07gone.yaml"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "gone.yaml" in captured.out + captured.err
+    assert not CONTROL.search(captured.out + captured.err)
+    assert main(["report", "results/\x1b[2Jmissing.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gate: error: results/missing.json") and not CONTROL.search(err)
