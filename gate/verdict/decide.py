@@ -22,8 +22,10 @@ from gate.errors import ExitCode, InputError
 from gate.result import Decision, Finding, MetricResult, Verdict
 from gate.spec.models import MetricTolerance
 from gate.verdict.intervals import (
+    ALPHA_GUARD,
     MIN_ITEMS,
     SKEW_RULE,
+    decision_level,
     influence_moments,
     linearised_degradation,
     paired_counts,
@@ -75,10 +77,12 @@ def compare_metric(
       under-covers at small n). A look whose resampled degradations have zero variance is never a
       PASS. It reports no p-value.
 
-    ``p_value`` is the one-sided p-value of the non-inferiority null "degradation >= tolerance"
-    from the same statistic as the upper bound: the outcome is PASS exactly when ``p_value < 1 -
-    confidence`` (for ``score`` also FAIL exactly when ``p_value > confidence``; ``t`` decides FAIL
-    by its lower bound, the envelope's other side).
+    Every bound is computed at ``decision_level(confidence)`` (``1 - 0.8 (1 - c)``: a margin for
+    the methods' approximation error, so the declared ``1 - c`` holds as an upper bound) and
+    reported as a ``confidence`` bound. ``p_value`` is the one-sided p-value of the
+    non-inferiority null "degradation >= tolerance" from the same statistic as the upper bound,
+    adjusted for that margin (raw p / 0.8): the outcome is PASS exactly when ``p_value < 1 -
+    confidence``. FAIL is decided by the lower bound (for ``score`` it is the same statistic).
     """
     _check_confidence(confidence)
     _check_direction(tolerance, scores)
@@ -112,14 +116,17 @@ def compare_metric(
 
     note = None
     p_value: float | None
+    level = decision_level(confidence)
     if method == "score":
-        low, high, p_value, how = _score_bounds(scores, tol, sign, relative, confidence)
-        outcome = _outcome_from_p(p_value, confidence)
+        low, high, p_raw, how = _score_bounds(scores, tol, sign, relative, level)
+        outcome = _outcome_from_p(p_raw, level)
+        p_value = min(1.0, p_raw / ALPHA_GUARD)
     elif method == "t":
-        low, high, p_value, how, note = _t_bounds(scores, tol, sign, relative, confidence)
+        low, high, p_raw, how, note = _t_bounds(scores, tol, sign, relative, level)
         outcome = Decision.inconclusive if note else _outcome_from_bounds(low, high, tol)
+        p_value = min(1.0, p_raw / ALPHA_GUARD)
     else:
-        low, high, degenerate = _bootstrap_bounds(scores, tol, sign, relative, confidence, seed, resamples)
+        low, high, degenerate = _bootstrap_bounds(scores, tol, sign, relative, level, seed, resamples)
         how = f"paired bootstrap, {resamples} resamples, seed {seed}"
         p_value = None
         outcome = Decision.inconclusive if degenerate else _outcome_from_bounds(low, high, tol)

@@ -28,8 +28,19 @@ from gate.verdict.stats import normal_cdf, normal_quantile
 MIN_ITEMS = 10
 """The fewest items (documents for fidelity) a moment-based bound decides on; smaller looks are
 INCONCLUSIVE (their variance and skewness estimates cannot support a one-sided 95% bound)."""
+ALPHA_GUARD = 0.8
+"""Share of the declared error ``1 - c`` each bound is computed at (``decision_level``): the
+analytic bounds are exact only to second order, and their measured false PASS at the boundary
+reaches 5.3-5.5% at 95% in skewed cells; deciding at ``1 - 0.8 (1 - c)`` (96% for 95%) keeps the
+declared rate as an upper bound, not an average, at about 9% more items for the same power."""
 SKEW_RULE = 25.0
 """Cochran's rule: the mean of n units is treated as near normal only when ``n >= 25 G1^2``."""
+
+
+def decision_level(confidence: float) -> float:
+    """The one-sided level the bounds are computed at for a declared confidence ``c``:
+    ``1 - ALPHA_GUARD (1 - c)``; the bounds are reported as (conservative) ``c`` bounds."""
+    return 1.0 - ALPHA_GUARD * (1.0 - confidence)
 
 
 # --- Student t (numpy-free; the verdict must not import scipy) ------------------------------------

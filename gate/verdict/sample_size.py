@@ -36,13 +36,13 @@ import numpy as np
 
 from gate.errors import InputError
 from gate.spec.models import MetricTolerance
+from gate.verdict.intervals import decision_level, t_quantile
 from gate.verdict.sequential import SequentialPlan
 from gate.verdict.stats import (
     RATIO_KINDS,
     SCORE_KINDS,
     PairedScores,
     _check_confidence,
-    expanded_level,
     normal_quantile,
 )
 
@@ -127,14 +127,17 @@ def check_resolvable(
             reason=f"{name}: a zero tolerance can never be shown {at}: any finite eval set leaves some doubt",
             assumption=assumption,
         )
-    z = normal_quantile(confidence) + normal_quantile(power)
+    level = decision_level(confidence)
+    z = normal_quantile(level) + normal_quantile(power)
     n_needed = max(1, math.ceil((z / ratio) ** 2))
     if kind != "binary" and math.isfinite(ratio):
-        # The bootstrap decides at the expanded-percentile level for n items (a little stricter
-        # than c for small n); size for that level so the promised power holds.
+        # The t bound decides with t(n - 1) quantiles (a little stricter than z for small n);
+        # size for them so the promised power holds.
         for _ in range(3):
-            z = normal_quantile(expanded_level(confidence, n_needed)) + normal_quantile(power)
+            z = t_quantile(level, max(n_needed - 1, 1)) + normal_quantile(power)
             n_needed = max(1, math.ceil((z / ratio) ** 2))
+    floor = decision_floor(tolerance, kind, confidence, float(scores.mean()) if kind == "binary" and scores is not None else None)
+    n_needed = max(n_needed, floor)
     resolvable = n_available >= n_needed
     if resolvable:
         reason = (
@@ -273,7 +276,7 @@ def decision_floor(tolerance: MetricTolerance, kind: str, confidence: float, bas
     tol = tolerance.tolerance
     if tol <= 0:
         return -1
-    z = normal_quantile(confidence)
+    z = normal_quantile(decision_level(confidence))
     relative = tolerance.tolerance_form in ("max_relative_drop", "max_relative_increase")
     p = 1.0 if base_accuracy is None else min(max(base_accuracy, 1e-6), 1.0)
 
@@ -308,6 +311,7 @@ def measured_n_needed(
     spread at all (nothing to project from)."""
     from gate.verdict.intervals import linearised_degradation
 
+    level = decision_level(confidence)
     relative = tolerance.tolerance_form in ("max_relative_drop", "max_relative_increase")
     sign = 1.0 if tolerance.higher_is_better else -1.0
     base_value, _ = scores.aggregates()
@@ -318,7 +322,7 @@ def measured_n_needed(
         margin = tolerance.tolerance * base_value if relative else tolerance.tolerance / 100.0
         if pi <= 0 or margin <= 0:
             return floor if floor > 0 else None
-        n = math.ceil(((normal_quantile(confidence) + normal_quantile(power)) * math.sqrt(pi) / margin) ** 2)
+        n = math.ceil(((normal_quantile(level) + normal_quantile(power)) * math.sqrt(pi) / margin) ** 2)
         return max(n, floor)
     _theta, influence, log_scale = linearised_degradation(
         scores.kind, scores.base, scores.quant, relative=relative, sign=sign, scale=scores.scale
@@ -327,11 +331,9 @@ def measured_n_needed(
     margin = math.log1p(tolerance.tolerance) if log_scale else tolerance.tolerance
     if sd <= 0 or margin <= 0:
         return None
-    n = math.ceil(((normal_quantile(confidence) + normal_quantile(power)) * sd / margin) ** 2)
+    n = math.ceil(((normal_quantile(level) + normal_quantile(power)) * sd / margin) ** 2)
     for _ in range(3):
-        from gate.verdict.intervals import t_quantile
-
-        n = math.ceil(((t_quantile(confidence, max(n - 1, 1)) + normal_quantile(power)) * sd / margin) ** 2)
+        n = math.ceil(((t_quantile(level, max(n - 1, 1)) + normal_quantile(power)) * sd / margin) ** 2)
     return max(n, decision_floor(tolerance, scores.kind, confidence))
 
 

@@ -11,6 +11,7 @@ from gate.errors import ExitCode, InputError
 from gate.result import Decision, Finding, Location, MetricResult, Severity
 from gate.spec.models import MetricTolerance
 from gate.verdict.decide import compare_metric, decide, describe, exit_code, is_blocking
+from gate.verdict.intervals import decision_level
 from gate.verdict.stats import PairedScores, normal_cdf, tango_bounds
 
 ACC_2 = MetricTolerance(task="qa", metric="acc", max_drop=2.0)
@@ -29,11 +30,11 @@ def binary(worse: int, better: int, n: int, both_right: int = 700) -> PairedScor
 
 def test_clear_pass_binary() -> None:
     r = compare_metric(ACC_2, binary(5, 5, 1000), confidence=0.95)
-    low, high = tango_bounds(5, 5, 1000, 0.95)
+    low, high = tango_bounds(5, 5, 1000, decision_level(0.95))  # bounds at the decision level, 96%
     assert r.outcome is Decision.passed
     assert (r.baseline, r.quantized, r.difference) == (0.705, 0.705, 0.0)
     assert r.ci_low == pytest.approx(100 * float(low)) and r.ci_high == pytest.approx(100 * float(high))
-    assert r.ci_high == pytest.approx(0.58472, abs=1e-5)
+    assert r.ci_high == pytest.approx(0.63086, abs=1e-5)
     assert (r.n, r.n_total, r.confidence, r.tolerance, r.tolerance_form) == (1000, 1000, 0.95, 2.0, "max_drop")
     assert r.higher_is_better is True
     assert r.method == (
@@ -46,7 +47,7 @@ def test_clear_fail_binary() -> None:
     r = compare_metric(ACC_2, binary(80, 10, 1000), confidence=0.95)
     assert r.outcome is Decision.failed
     assert r.difference == pytest.approx(7.0)
-    assert r.ci_low == pytest.approx(5.5532, abs=1e-4) and r.ci_high == pytest.approx(8.6081, abs=1e-4)
+    assert r.ci_low == pytest.approx(5.4639, abs=1e-4) and r.ci_high == pytest.approx(8.7183, abs=1e-4)
     assert r.p_value is not None and r.p_value > 0.95
 
 
@@ -54,7 +55,7 @@ def test_inconclusive_binary_and_its_reason_line() -> None:
     r = compare_metric(ACC_2, binary(52, 28, 1000), confidence=0.95)
     assert r.outcome is Decision.inconclusive
     assert describe(r) == (
-        "qa/acc: drop 2.40 points [95% bounds 0.94, 3.92] > tolerance 2.00 not excluded (paired score "
+        "qa/acc: drop 2.40 points [95% bounds 0.85, 4.02] > tolerance 2.00 not excluded (paired score "
         "interval (Tango; McNemar at zero margin), 52 worse and 28 better of 1000 items, McNemar exact "
         "p=0.00968; n=1000) → INCONCLUSIVE"
     )
@@ -103,10 +104,11 @@ def test_score_method_needs_binary_scores() -> None:
 
 def test_bootstrap_hand_enumerable_case() -> None:
     # Two items with drops 0 and 1 (metric units): resampled means are 0, 0.5, 1 with
-    # probabilities 1/4, 1/2, 1/4, so the 30% and 70% percentiles are both 0.5.
+    # probabilities 1/4, 1/2, 1/4; confidence 0.65 is decided at level 1 - 0.8 * 0.35 = 0.72, so
+    # the 28% and 72% percentiles are both 0.5.
     tol = MetricTolerance(task="judge", metric="score", max_drop=0.6)
     scores = PairedScores(np.array([5.0, 6.0]), np.array([5.0, 5.0]), "mean")
-    r = compare_metric(tol, scores, confidence=0.7, seed=0, method="bootstrap")
+    r = compare_metric(tol, scores, confidence=0.65, seed=0, method="bootstrap")
     assert (r.difference, r.ci_low, r.ci_high) == (0.5, 0.5, 0.5)
     assert r.outcome is Decision.passed
     assert r.p_value is None  # the bootstrap reports no p-value: the bound is the decision

@@ -15,29 +15,33 @@ from gate.verdict.sample_size import check_resolvable
 ACC_1 = MetricTolerance(task="qg_reasoning", metric="acc", max_drop=1.0)
 
 
+def _level(confidence: float) -> float:
+    """The decision level the bounds use: 1 - 0.8 (1 - c) (96% for 95%)."""
+    return 1 - 0.8 * (1 - confidence)
+
+
 def _n(sigma2: float, margin: float, confidence: float = 0.95, power: float = 0.8) -> int:
-    z = stats.norm.ppf(confidence) + stats.norm.ppf(power)
+    z = stats.norm.ppf(_level(confidence)) + stats.norm.ppf(power)
     return math.ceil(z * z * sigma2 / margin**2)
 
 
-def _n_bootstrap(sigma2: float, margin: float, confidence: float = 0.95, power: float = 0.8) -> int:
-    """As ``_n``, with z_confidence at the expanded-percentile level for n items (scipy's t)."""
+def _n_t(sigma2: float, margin: float, confidence: float = 0.95, power: float = 0.8) -> int:
+    """As ``_n``, with the t(n - 1) quantile the t bound decides with (scipy's t)."""
     n = _n(sigma2, margin, confidence, power)
     for _ in range(3):
-        level = confidence if n < 6 else stats.norm.cdf(math.sqrt(n / (n - 1)) * stats.t.ppf(confidence, n - 1))
-        z = stats.norm.ppf(level) + stats.norm.ppf(power)
+        z = stats.t.ppf(_level(confidence), n - 1) + stats.norm.ppf(power)
         n = math.ceil(z * z * sigma2 / margin**2)
     return n
 
 
 def test_binary_with_assumed_discordance_by_hand() -> None:
-    # ((1.6449 + 0.8416)^2 * 0.10 / 0.01^2) = 6182.6 -> 6183 paired items.
+    # At the decision level 96%: ((1.7507 + 0.8416)^2 * 0.10 / 0.01^2) = 6720.1 -> 6721 paired items.
     check = check_resolvable(ACC_1, n_available=250, confidence=0.95, assumed_discordance=0.10)
-    assert check.n_needed == 6183 == _n(0.10, 0.01)
+    assert check.n_needed == 6721 == _n(0.10, 0.01)
     assert not check.resolvable
     assert check.n_available == 250
     assert check.reason == (
-        "qg_reasoning/acc: 250 items cannot resolve a 1-point tolerance at 95% confidence; about 6,183 paired "
+        "qg_reasoning/acc: 250 items cannot resolve a 1-point tolerance at 95% confidence; about 6,721 paired "
         "items are needed (assumed discordance 10%, 80% power)"
     )
     assert check.assumption == "assumed discordance 10%"
@@ -48,7 +52,7 @@ def test_binary_resolvable_message() -> None:
     assert check.resolvable
     assert check.reason == (
         "qg_reasoning/acc: 7,000 items can resolve a 1-point tolerance at 95% confidence (80% power; about "
-        "6,183 paired items are needed, assumed discordance 10%)"
+        "6,721 paired items are needed, assumed discordance 10%)"
     )
 
 
@@ -89,9 +93,9 @@ def test_real_valued_scores_use_the_baseline_variance() -> None:
     base = np.random.default_rng(0).normal(5.0, 1.5, 400)
     tol = MetricTolerance(task="judge", metric="score", max_drop=0.1)
     check = check_resolvable(tol, n_available=400, confidence=0.95, base_scores=base, assumed_correlation=0.9)
-    assert check.n_needed == _n_bootstrap(2 * base.var(ddof=1) * 0.1, 0.1) == 279
+    assert check.n_needed == _n_t(2 * base.var(ddof=1) * 0.1, 0.1) == 302
     assert check.assumption == "per-item variance from 400 baseline items, assumed correlation 0.9"
-    assert check.reason.startswith("judge/score: 400 items can resolve a tolerance of 0.1 at 95% confidence (80% power; about 279 paired")
+    assert check.reason.startswith("judge/score: 400 items can resolve a tolerance of 0.1 at 95% confidence (80% power; about 302 paired")
 
 
 def test_perplexity_uses_the_linearised_ratio() -> None:
@@ -102,7 +106,9 @@ def test_perplexity_uses_the_linearised_ratio() -> None:
     check = check_resolvable(tol, n_available=200, confidence=0.95, base_scores=np.c_[nll, words], assumed_correlation=0.99)
     r = nll.sum() / words.sum()
     influence = (nll - r * words) / words.mean()
-    assert check.n_needed == _n_bootstrap(2 * influence.var(ddof=1) * 0.01, math.log1p(0.05))
+    # 8 by the formula; no look decides on fewer than MIN_ITEMS (10) documents.
+    assert _n_t(2 * influence.var(ddof=1) * 0.01, math.log1p(0.05)) == 8
+    assert check.n_needed == 10
     assert check.resolvable
     assert check.reason.startswith("wiki/word_perplexity: 200 documents can resolve a 5% relative tolerance")
 
@@ -149,5 +155,5 @@ def test_recommended_n_gives_the_promised_power() -> None:
     n = check_resolvable(ACC_1, n_available=0, confidence=0.95, assumed_discordance=0.1).n_needed
     counts = np.random.default_rng(3).multinomial(n, [0.05, 0.05, 0.9], size=20_000)
     z = tango_z(counts[:, 0], counts[:, 1], np.full(20_000, n), np.full(20_000, 0.01))
-    power = float(np.mean(z < -normal_quantile(0.95)))
+    power = float(np.mean(z < -normal_quantile(_level(0.95))))
     assert power == pytest.approx(0.80, abs=0.02)
