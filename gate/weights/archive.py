@@ -108,6 +108,8 @@ def _walk_local_headers(handle: BinaryIO, file_size: int, max_members: int) -> d
 def read_member(handle: BinaryIO, member: Member, limit: int, *, truncate: bool = False) -> bytes:
     """A member's content; beyond ``limit`` bytes: the first ``limit`` when ``truncate``, else
     ``LimitExceeded`` (``member_bytes``: an analysis limit, or a zip bomb)."""
+    if member.offset < 0:  # zipfile derives offsets from the end record: a mangled one goes negative
+        raise ArchiveProblem(f"member {member.name!r}: its local header offset {member.offset} is before the file's start")
     handle.seek(member.offset)
     raw = handle.read(_LOCAL.size)
     if len(raw) < _LOCAL.size or not raw.startswith(LOCAL_HEADER):

@@ -76,7 +76,9 @@ def test_check_with_a_policy_allowing_an_inert_type(repo: Path, capsys: pytest.C
         "apiVersion: quant-gate/v1\nkind: Policy\nmetadata: {name: inert}\nrules:\n  - rule: QG512\n    params: {allow_types: [.png]}\n"
     )
     spec = write_spec(repo, LOCAL)
-    code, findings = check(repo, spec, capsys, "--policies", str(policies))
+    _, findings = check(repo, spec, capsys)
+    assert [(f["rule_id"], f["location"]["path"]) for f in findings] == [("QG512", "weights/tiny/logo.png")]
+    _, findings = check(repo, spec, capsys, "--policies", str(policies))
     assert [f["rule_id"] for f in findings] == []
     (policies / "inert.yaml").write_text(
         "apiVersion: quant-gate/v1\nkind: Policy\nmetadata: {name: inert}\nrules:\n  - rule: QG512\n    params: {allow_types: [.bin]}\n"
@@ -131,3 +133,26 @@ def test_changed_chat_template_is_diffed_against_the_base_commit(repo: Path, cap
     ]
     _, findings = check(repo, spec, capsys)
     assert [f for f in findings if f["rule_id"] == "QG517"] == []  # no base given: nothing to diff
+
+
+def test_values_are_checked_inside_the_lockfile_pass(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from gate.spec.loader import load_spec
+    from gate.weights import safetensors_check, scan_spec_weights
+
+    model = repo / "weights" / "tiny"
+    save_file({"w": np.array([1.0, np.nan], dtype=np.float32)}, str(model / "extra.safetensors"))
+    assert main(["lock", str(model), "--out", str(repo / "locks" / "tiny.lock.json")]) == 0
+    spec = write_spec(repo, LOCAL)
+
+    def second_read(*_: object) -> list[str]:
+        raise AssertionError("a pinned file was read a second time for its values")
+
+    monkeypatch.setattr(safetensors_check, "nonfinite_tensors", second_read)
+    scan = scan_spec_weights(load_spec(spec), repo, scan_values=True)
+    assert scan is not None and scan.values_scanned
+    assert {f.path: f.nonfinite_tensors for f in scan.files if f.format.value == "safetensors"} == {
+        "weights/tiny/extra.safetensors": ["w"], "weights/tiny/model.safetensors": [],
+    }

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from gate.weights import pickle_scan, safetensors_check
 from gate.weights.files import scan_file
-from gate.weights.interface import FileReport
+from gate.weights.interface import FileReport, FileVerdict
+from gate.weights.limits import LimitExceeded
 
 # No hypothesis deadline (the machine is shared; timing noise would flake): each check asserts
 # its own generous time bound instead, which still catches a hang or a quadratic blow-up.
@@ -73,7 +74,7 @@ def test_pickle_analyser_on_mutated_pickles(base: bytes, data: st.DataObject) ->
 @given(st.binary(max_size=2048), st.integers(0, 4096))
 def test_safetensors_header_on_arbitrary_bytes(raw: bytes, data_size: int) -> None:
     start = time.monotonic()
-    with contextlib.suppress(safetensors_check.SafetensorsInvalid):
+    with contextlib.suppress(safetensors_check.SafetensorsInvalid, LimitExceeded):
         safetensors_check.parse_header(raw, data_size)
     assert time.monotonic() - start < TIME_BOUND_S
 
@@ -82,7 +83,7 @@ def test_safetensors_header_on_arbitrary_bytes(raw: bytes, data_size: int) -> No
 @given(st.data())
 def test_safetensors_header_on_mutated_headers(data: st.DataObject) -> None:
     raw = _mutate(VALID_HEADER, data)
-    with contextlib.suppress(safetensors_check.SafetensorsInvalid):
+    with contextlib.suppress(safetensors_check.SafetensorsInvalid, LimitExceeded):
         safetensors_check.read_header(io.BytesIO(struct.pack("<Q", len(raw)) + raw + b"\0" * 8), 8 + len(raw) + 8)
 
 
@@ -95,3 +96,53 @@ def test_scan_file_never_raises(tmp_path: Path, content: bytes) -> None:
         start = time.monotonic()
         assert isinstance(scan_file(path, "fuzz.bin").report, FileReport)
         assert time.monotonic() - start < TIME_BOUND_S
+
+
+def _valid_files() -> dict[str, bytes]:
+    """One valid file of each container/weight format, built in memory once."""
+    import tempfile
+    import zipfile
+
+    from tests.weights import payloads as pl
+    from tests.weights.test_gguf_check import write_gguf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        gguf_bytes = write_gguf(root / "m.gguf", tensors=2).read_bytes()
+        torch_zip = pl.torch_like_zip(root / "m.pt", pl.clean_pickle()).read_bytes()
+        plain = root / "plain.zip"
+        with zipfile.ZipFile(plain, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("config.json", '{"a": 1}')
+            archive.writestr("inner/clean.pkl", pl.clean_pickle())
+        zip_bytes = plain.read_bytes()
+    safetensors = struct.pack("<Q", len(VALID_HEADER)) + VALID_HEADER + b"\0" * 8
+    return {"model.safetensors": safetensors, "model.gguf": gguf_bytes, "model.pt": torch_zip, "bundle.zip": zip_bytes,
+            "model.pkl": VALID_PICKLES[4]}
+
+
+VALID_FILES = _valid_files()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(VALID_FILES)), data=st.data())
+def test_mutated_valid_files_get_a_verdict_in_bounded_time(tmp_path: Path, name: str, data: st.DataObject) -> None:
+    """Mutated safetensors, GGUF, zip and pickle files: a verdict, never a traceback or a hang."""
+    path = tmp_path / name
+    path.write_bytes(_mutate(VALID_FILES[name], data))
+    start = time.monotonic()
+    report = scan_file(path, name, templates=False).report
+    assert time.monotonic() - start < TIME_BOUND_S
+    assert isinstance(report.verdict, FileVerdict)
+    if report.verdict in (FileVerdict.invalid, FileVerdict.unparseable, FileVerdict.unknown, FileVerdict.limit):
+        assert report.reason
+
+
+def test_valid_fuzz_seeds_are_accepted(tmp_path: Path) -> None:
+    verdicts = {}
+    for name, content in VALID_FILES.items():
+        (tmp_path / name).write_bytes(content)
+        verdicts[name] = scan_file(tmp_path / name, name, templates=False).report.verdict
+    assert verdicts == {
+        "model.safetensors": FileVerdict.ok, "model.gguf": FileVerdict.ok, "model.pt": FileVerdict.safe_by_allowlist,
+        "bundle.zip": FileVerdict.container, "model.pkl": FileVerdict.safe_by_allowlist,
+    }

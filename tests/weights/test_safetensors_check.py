@@ -152,3 +152,33 @@ def test_sharded_index_consistent(tmp_path: Path) -> None:
 def test_sharded_index_inconsistent(tmp_path: Path, weight_map: dict[str, str], expected: str) -> None:
     report = _index_report(_sharded(tmp_path, weight_map))
     assert (report.verdict, report.reason) == (FileVerdict.invalid, expected)
+
+
+def test_nonfinite_observer_matches_the_streamed_scan_at_any_chunking(tmp_path: Path) -> None:
+    """The value check inside the lockfile pass: chunks that split elements and tensors."""
+    import numpy as np
+
+    from gate.weights.lockfile import sha256_file
+
+    arrays = {
+        "a": np.arange(7, dtype=np.float32),
+        "b": np.array([1.0, np.nan, 2.0], dtype=np.float16),
+        "c": np.array([0, 1], dtype=np.int64),
+        "d": np.array([1.0, 2.0, np.inf], dtype=np.float64),
+    }
+    data = b"".join(a.tobytes() for a in arrays.values())
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, array in arrays.items():
+        dtype = {"float32": "F32", "float16": "F16", "int64": "I64", "float64": "F64"}[str(array.dtype)]
+        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    raw = json.dumps(header).encode() + b" "  # an odd header length: elements start unaligned
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    parsed = st.check_file(path)
+    assert st.nonfinite_tensors(path, parsed) == ["b", "d"]
+    for chunk in (1, 3, 5, 64, 1 << 20):
+        observer = st.NonfiniteObserver(parsed)
+        sha256_file(path, chunk_bytes=chunk, observer=observer)
+        assert observer.found == ["b", "d"], chunk

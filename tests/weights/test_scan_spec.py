@@ -124,7 +124,7 @@ def test_pickle_weights(repo: Path, tmp_path: Path) -> None:
     write_lockfile(model, repo / "locks" / "tiny.lock.json")
     findings = qg5_findings(repo, write_spec(repo, LOCAL))
     assert findings == [
-        ("QG504", "weights/tiny/extra.safetensors: unsafe pickle (pytorch-zip): imports os.system (not on the allowlist)"),
+        ("QG504", "weights/tiny/extra.safetensors (member archive/data.pkl): unsafe pickle (pytorch-zip): imports os.system (not on the allowlist)"),
         (
             "QG505",
             "weights/tiny/pytorch_model.bin: pickle weights (pytorch-zip, allowlist-clean: collections.OrderedDict, "
