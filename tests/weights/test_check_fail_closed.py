@@ -70,14 +70,14 @@ def test_check_blocks_hostile_files_next_to_valid_safetensors(repo: Path, capsys
 def test_check_with_a_policy_allowing_an_inert_type(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "weights" / "tiny" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
     assert main(["lock", str(repo / "weights" / "tiny"), "--out", str(repo / "locks" / "tiny.lock.json")]) == 0
+    spec = write_spec(repo, LOCAL)
+    _, findings = check(repo, spec, capsys)
+    assert [(f["rule_id"], f["location"]["path"]) for f in findings] == [("QG512", "weights/tiny/logo.png")]
     policies = repo / "policies"
     policies.mkdir()
     (policies / "inert.yaml").write_text(
         "apiVersion: quant-gate/v1\nkind: Policy\nmetadata: {name: inert}\nrules:\n  - rule: QG512\n    params: {allow_types: [.png]}\n"
     )
-    spec = write_spec(repo, LOCAL)
-    _, findings = check(repo, spec, capsys)
-    assert [(f["rule_id"], f["location"]["path"]) for f in findings] == [("QG512", "weights/tiny/logo.png")]
     _, findings = check(repo, spec, capsys, "--policies", str(policies))
     assert [f["rule_id"] for f in findings] == []
     (policies / "inert.yaml").write_text(
