@@ -80,6 +80,8 @@ class TaskSource:
     sha256: str
     """Hash of the definition and its data (the baseline cache key uses it)."""
     shipped: bool
+    definition_files: tuple[Path, ...] = ()
+    """The task YAML and every file it includes (change detection follows them all)."""
 
     @property
     def local(self) -> bool:
@@ -108,6 +110,13 @@ _SHIPPED: dict[str, TaskSource] = {}
 
 def _shipped_index() -> dict[str, Path]:
     return _task_index(SHIPPED_DIR, SHIPPED_DIR.parents[2])[0]
+
+
+def repo_task_path(name: str, repo_root: Path) -> Path | None:
+    """The repository file that defines task ``name`` (None for shipped suites and standard tasks)."""
+    if name in _shipped_index():
+        return None
+    return _task_index(repo_root / REPO_TASKS_DIR, repo_root)[0].get(name)
 
 
 def known_local_tasks(repo_root: Path | None) -> list[str]:
@@ -174,7 +183,8 @@ def _load_local(name: str, path: Path, roots: TaskRoots) -> TaskSource:
     for f in files:
         digest.update(_file_sha256(f))
     return TaskSource(name=name, yaml_path=path, config=config, data_files=tuple(files), n_items=n_items,
-                      sha256=digest.hexdigest(), shipped=roots is SHIPPED_ROOTS)
+                      sha256=digest.hexdigest(), shipped=roots is SHIPPED_ROOTS,
+                      definition_files=tuple(inspected.files))
 
 
 def _file_sha256(path: Path) -> bytes:

@@ -112,6 +112,8 @@ class InspectedTask:
     issues: list[TaskIssue] = field(default_factory=list)
     digest: str = ""
     """sha256 over every file read (definition, includes) in order."""
+    files: list[Path] = field(default_factory=list)
+    """The task file and every file it includes, as read."""
 
 
 @dataclass
@@ -180,6 +182,7 @@ def inspect_task(name: str, path: Path, roots: TaskRoots) -> InspectedTask:
     for f in files:
         digest.update(f.sha256.encode())
     task.digest = digest.hexdigest()
+    task.files = [f.path for f in files]
     for f in files:
         _check_code(task, f, roots)
         _check_templates(task, f, roots)

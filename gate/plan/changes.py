@@ -187,16 +187,19 @@ def referenced_paths(loaded: LoadedSpec, repo_root: Path,
 
 
 def task_files(task: str, repo_root: Path) -> list[str]:
-    """The repository files (definition and data) of a local or shipped task; [] for standard tasks."""
-    from gate.evaluate.suites import resolve_task
+    """The repository files (definition, includes and data) of a local or shipped task; [] for standard tasks.
+
+    A repository task that does not load (refused by the task checks) depends on all of ``tasks/``:
+    its spec is selected by any change there, so ``gate check`` runs and reports why."""
+    from gate.evaluate.suites import REPO_TASKS_DIR, repo_task_path, resolve_task
 
     try:
         source = resolve_task(task, repo_root)
     except GateError:
-        return []
+        return [REPO_TASKS_DIR] if repo_task_path(task, repo_root) is not None else []
     root = repo_root.resolve()
     out: list[str] = []
-    for path in (source.yaml_path, *source.data_files):
+    for path in (*(source.definition_files or (source.yaml_path,)), *source.data_files):
         if path is None:
             continue
         try:

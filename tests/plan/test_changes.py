@@ -275,3 +275,20 @@ def test_parse_name_status_with_odd_names() -> None:
         FileChange(status="D", path="gone.yaml"),
     ]
 
+
+
+def test_a_task_edit_that_makes_it_unsafe_still_selects_its_spec(repo: Path) -> None:
+    """The spec must be checked (and blocked by QG532) when its task turns hostile, not dropped."""
+    write(repo, "tasks/qg_local.yaml", "process_docs: !function utils.f\n" + TASK.format(name="qg_local"))
+    commit(repo)
+    assert selected(repo) == {"models/beta.yaml": ("task qg_local changed: tasks/qg_local.yaml",)}
+
+
+def test_an_included_task_file_is_followed(repo: Path) -> None:
+    write(repo, "tasks/_common.yml", "output_type: multiple_choice\n")
+    write(repo, "tasks/qg_local.yaml", "include: _common.yml\n" + TASK.format(name="qg_local"))
+    commit(repo, "split the task")
+    git(repo, "update-ref", "refs/heads/main", "HEAD")
+    write(repo, "tasks/_common.yml", "output_type: multiple_choice\nnum_fewshot: 0\n")
+    commit(repo)
+    assert selected(repo) == {"models/beta.yaml": ("task qg_local changed: tasks/_common.yml",)}

@@ -38,7 +38,8 @@ def check(repo: Path, spec: str = "models/alpha.yaml") -> tuple[int, list[dict[s
 
 
 def shown(findings: list[dict[str, Any]]) -> list[str]:
-    return [f"{SourceLocation(**f['location'])}: {f['rule_id']} {f['message']}" for f in findings]
+    return [f"{SourceLocation(f['location']['path'], f['location']['line'], f['location']['col'])}: "
+            f"{f['rule_id']} {f['message']}" for f in findings]
 
 
 @pytest.fixture
