@@ -1,6 +1,7 @@
 """How much does `gate check` cost over just parsing the YAML? (target: at most 2x)
 
     .venv/bin/python benchmarks/check_speed.py [--specs 1000] [--repeats 3]
+    .venv/bin/python benchmarks/check_speed.py --process [--runs 9] [--importtime]
 
 Generates N varied, valid specs in a temporary repository (with a copy of this repository's
 ``policies/``), then times, on the same files:
@@ -11,6 +12,14 @@ Generates N varied, valid specs in a temporary repository (with a copy of this r
 * ``gate check`` in-process: one ``load_policy_set``, then ``run_static`` + ``static_result`` per
   file (spec, weights, plan and every policy rule), plus rendering the JSON report;
 * for context: PyYAML's C ``CSafeLoader`` (libyaml; no positions, not what the gate can use).
+
+``--process`` instead times what a pre-commit hook pays: ``gate check`` on ONE spec as a whole
+new process (interpreter start, imports, checks, report), ``--runs`` times interleaved with a bare
+``python -c pass`` and ``python -c "import ruamel.yaml, pydantic"``, each child's CPU (user + sys,
+from ``wait4``) and wall; medians are reported against the 0.2 s CPU target. Children run with the
+bytecode cache on (in a temporary PYTHONPYCACHEPREFIX, after one warm-up run), as an installed gate
+has it, even where PYTHONDONTWRITEBYTECODE is set. It then prints where one process's CPU goes, and
+with ``--importtime`` the biggest imports (``python -X importtime``).
 
 Times are CPU seconds of this process (``time.process_time``, robust to other load on a shared
 machine) and wall seconds, best of ``--repeats``. The ratio is gate check / baseline, measured in
@@ -34,6 +43,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 TARGET_RATIO = 2.0
+PROCESS_TARGET_CPU_S = 0.2
+"""One-spec `gate check` as a whole process (pre-commit hook), CPU user + sys."""
 
 SPEC = """# yaml-language-server: $schema=../schema/modelspec.schema.json
 apiVersion: quant-gate/v1
@@ -129,11 +140,138 @@ def timed(func: Callable[[], object], repeats: int) -> tuple[float, float]:
     return best_cpu, best_wall
 
 
+PHASES = """
+import contextlib, io, sys, time
+marks = [("interpreter start", time.process_time())]
+def mark(label): marks.append((label, time.process_time()))
+import ruamel.yaml, pydantic; mark("import ruamel.yaml, pydantic")
+class _First(pydantic.BaseModel):
+    x: int
+mark("pydantic's first model (lazy internals)")
+import rich.console, rich.table; mark("import rich (terminal report)")
+import gate.result; mark("gate.result (the result contract)")
+import gate.spec.loader; mark("gate.spec (models, loader)")
+import gate.weights.scan; mark("gate.weights")
+import gate.plan.memory; mark("gate.plan")
+import gate.policy.engine
+from gate.policy.rules import builtin_rules
+builtin_rules(); mark("gate.policy + every built-in rule")
+from gate.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["check", sys.argv[1]])
+mark("first check (other imports, policies parsed, report)")
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["check", sys.argv[1]])
+mark("a second check in the same process")
+previous = 0.0
+for label, at in marks:
+    print(f"  {label:55} {1000 * (at - previous):6.0f} ms")
+    previous = at
+"""
+
+
+def bytecode_env(cache: Path) -> dict[str, str]:
+    """The environment of the children: bytecode cached (as an installed gate has), in ``cache``, not the tree."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(cache)
+    return env
+
+
+def child_cost(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(CPU user + sys seconds, wall seconds, exit code) of one child process."""
+    import os
+    import subprocess
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime, wall, proc.returncode
+
+
+def process_benchmark(runs: int, importtime: bool) -> int:
+    """One spec, whole process: gate check vs a bare interpreter vs importing its parsers."""
+    import statistics
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="gate-bench-") as tmp:
+        repo = Path(tmp)
+        (spec,) = generate(repo, 1)
+        gate = [sys.executable, "-c", "from gate.cli import entry; entry()", "check", str(spec)]
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "python -c 'import ruamel.yaml, pydantic'": [sys.executable, "-c", "import ruamel.yaml, pydantic"],
+            "gate check ONE_SPEC (whole process)": gate,
+        }
+        env = bytecode_env(repo / "pycache")
+        for argv in commands.values():
+            child_cost(argv, repo, env)  # warm-up: writes the bytecode cache
+        samples: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
+        for _ in range(runs):  # interleaved, so load on a shared machine hits every command alike
+            for label, argv in commands.items():
+                cpu, wall, code = child_cost(argv, repo, env)
+                if code not in (0, 1):
+                    print(f"{label}: exit {code}", file=sys.stderr)
+                    return 1
+                samples[label].append((cpu, wall))
+        print(f"quant-gate one-spec check, whole process: median of {runs} interleaved runs")
+        print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}")
+        print(f"{'':44} {'CPU s':>7} {'wall s':>7}")
+        medians = {}
+        for label, values in samples.items():
+            cpu = statistics.median(v[0] for v in values)
+            wall = statistics.median(v[1] for v in values)
+            medians[label] = cpu
+            print(f"{label:44} {cpu:7.3f} {wall:7.3f}")
+        gate_cpu = medians["gate check ONE_SPEC (whole process)"]
+        parsers = medians["python -c 'import ruamel.yaml, pydantic'"]
+        verdict = "OK" if gate_cpu <= PROCESS_TARGET_CPU_S else "OVER TARGET"
+        print(f"gate check CPU {gate_cpu:.3f} s (target <= {PROCESS_TARGET_CPU_S} s) {verdict}; "
+              f"{gate_cpu / parsers:.2f}x the bare parser imports")
+        phases = subprocess.run([sys.executable, "-c", PHASES, str(spec)], cwd=repo, capture_output=True, text=True,
+                                check=False, env=env)
+        print("where one process's CPU goes (process_time deltas, one run):")
+        print(phases.stdout.rstrip() or phases.stderr)
+        if importtime:
+            proc = subprocess.run([sys.executable, "-X", "importtime", *gate[1:]], cwd=repo, capture_output=True,
+                                  text=True, check=False, env=env)
+            print_imports(proc.stderr)
+    return 0
+
+
+def print_imports(log: str, top: int = 25) -> None:
+    """The biggest imports in a ``-X importtime`` log: top-level packages by self time, gate modules cumulative."""
+    packages: dict[str, int] = {}
+    gate_modules: list[tuple[int, int, str]] = []
+    for line in log.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        root = name.split(".")[0]
+        packages[root] = packages.get(root, 0) + int(self_us)
+        if root == "gate":
+            gate_modules.append((int(cumulative), int(self_us), name))
+    print(f"imports, self time by top-level package (ms; total {sum(packages.values()) / 1000:.0f} ms):")
+    for name, us in sorted(packages.items(), key=lambda kv: -kv[1])[:top // 2]:
+        print(f"  {name:40} {us / 1000:7.1f}")
+    print("gate modules (cumulative / self ms):")
+    for cumulative, self_us, name in sorted(gate_modules, reverse=True)[:top]:
+        print(f"  {name:40} {cumulative / 1000:7.1f} {self_us / 1000:7.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--process", action="store_true", help="one spec, whole process (the pre-commit hook cost)")
+    parser.add_argument("--runs", type=int, default=9, help="--process: interleaved runs per command (median)")
+    parser.add_argument("--importtime", action="store_true", help="--process: also list the biggest imports")
     args = parser.parse_args(argv)
+    if args.process:
+        return process_benchmark(args.runs, args.importtime)
 
     from ruamel.yaml import YAML
 

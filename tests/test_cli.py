@@ -278,3 +278,11 @@ def test_check_flags_scaffolded_placeholders(tmp_path: Path, capsys: pytest.Capt
         ("QG307", "metadata.owner: 'TODO-owner' is a placeholder"),
         ("QG307", "calibration.source: 'TODO(owner): path/to/production-sample.jsonl' is a placeholder"),
     ])
+
+
+def test_a_named_command_imports_only_its_own_module() -> None:
+    probe = ("import sys; from gate.cli import main; code = main(sys.argv[1:]);"
+             "print(sorted(m for m in sys.modules if m.startswith('gate.commands.')))")
+    proc = subprocess.run([sys.executable, "-c", probe, "check", "models/", "--format", "json"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout.rstrip().rsplit("\n", 1)[-1] == "['gate.commands.check']", proc.stderr
