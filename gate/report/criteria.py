@@ -184,14 +184,13 @@ def _worse(m: MetricResult) -> str:
 def items_needed(m: MetricResult) -> int | None:
     """Items (in total) an inconclusive comparison needs to decide.
 
-    The verdict's own sample-size projection when the result carries one; otherwise projected
+    The verdict's own sample-size projection (``MetricResult.n_needed``, 80% power) when the
+    result carries one; for results written before it, projected
     from the interval: its half-width shrinks as 1/sqrt(n), so with the observed difference the
     bound on the side of the decision reaches the limit at ``n * (half-width / distance)**2``.
     """
-    for name in ("n_needed", "items_needed", "needed_n", "n_required"):
-        carried = getattr(m, name, None)
-        if isinstance(carried, int) and not isinstance(carried, bool) and carried > 0:
-            return carried
+    if m.n_needed is not None and m.n_needed > 0:
+        return m.n_needed
     d, tol = m.difference, m.tolerance
     if d < tol:
         half, gap = m.ci_high - d, tol - d

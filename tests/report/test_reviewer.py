@@ -53,11 +53,10 @@ def test_inconclusive_uses_the_projection_the_result_carries() -> None:
     assert items_needed(m) == 10_801  # projected from the interval: 300 * (1.2 / 0.2) ** 2
     assert items_needed(m.model_copy(update={"difference": 1.0})) is None  # on the limit: no projection
 
-    class Carried(type(m)):  # type: ignore[misc]
-        n_needed: int = 0
-
-    carried = Carried(**{**m.model_dump(), "n_needed": 1_234})
+    carried = m.model_copy(update={"n_needed": 1_234})  # the verdict's own projection (80% power) wins
     assert items_needed(carried) == 1_234
+    text = render([inconclusive_run().model_copy(update={"metrics": [carried]})], ReportFormat.markdown)
+    assert "≈ 934 more items projected to decide (1,234 in all)" in text
 
 
 def test_constraint_defeated_is_said_plainly_in_the_decision_area() -> None:
