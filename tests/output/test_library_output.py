@@ -75,3 +75,65 @@ def test_log_paths_are_per_run(tmp_path: Path) -> None:
     path = new_log_path(tmp_path, dt.datetime(2026, 12, 4, 18, 30, 5, tzinfo=dt.UTC))
     assert path == tmp_path / ".gate" / "logs" / f"run-20261204T183005Z-{os.getpid()}.log"
     assert LibraryLog(None).tail() == []
+
+
+QUIET_RUN = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from gate.library_output import quiet_run
+    from gate.result import Decision, GateResult, SpecRef, Verdict
+
+    def result(decision):
+        return GateResult(gate_version="0", command="run", spec=SpecRef(path="tiny.yaml"), started_at="t",
+                          finished_at="t", verdict=Verdict(decision=decision, reasons=["r"]), exit_code=0)
+
+    def work():
+        os.write(2, b"lib: loading weights 100%\\n")
+        os.write(2, b"lib: RuntimeError: CUDA error: device-side assert triggered\\n")
+        if sys.argv[2] == "raise":
+            raise RuntimeError("the backend crashed")
+        return [result(Decision(sys.argv[2]))]
+
+    try:
+        (r,) = quiet_run(Path(sys.argv[1]), work, verbose=sys.argv[3] == "-v")
+        print(r.log)
+    except RuntimeError as exc:
+        print(f"raised: {exc}")
+""")
+
+
+def _quiet_run(repo: Path, outcome: str, verbose: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", QUIET_RUN, str(repo), outcome, verbose or "quiet"],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_libraries_error_surfaces_with_the_logs_last_lines(tmp_path: Path) -> None:
+    proc = _quiet_run(tmp_path, "error")
+    (log,) = (tmp_path / ".gate" / "logs").iterdir()
+    assert proc.stdout == f".gate/logs/{log.name}\n"
+    assert proc.stderr == (
+        f"gate run: a stage failed; the last 2 lines of library output ({log}):\n"
+        "  | lib: loading weights 100%\n"
+        "  | lib: RuntimeError: CUDA error: device-side assert triggered\n"
+        f"gate run: library output (warnings, progress bars, banners) is in .gate/logs/{log.name}\n"
+    )
+
+
+def test_a_crash_shows_the_logs_last_lines_and_still_raises(tmp_path: Path) -> None:
+    proc = _quiet_run(tmp_path, "raise")
+    (log,) = (tmp_path / ".gate" / "logs").iterdir()
+    assert proc.stdout == "raised: the backend crashed\n"
+    assert proc.stderr.startswith(f"gate run: the run stopped; the last 2 lines of library output ({log}):\n")
+
+
+def test_a_pass_names_the_log_only(tmp_path: Path) -> None:
+    proc = _quiet_run(tmp_path, "pass")
+    (log,) = (tmp_path / ".gate" / "logs").iterdir()
+    assert proc.stderr == f"gate run: library output (warnings, progress bars, banners) is in .gate/logs/{log.name}\n"
+
+
+def test_verbose_streams_library_output_and_writes_no_log(tmp_path: Path) -> None:
+    proc = _quiet_run(tmp_path, "pass", "-v")
+    assert proc.stdout == "None\n"
+    assert proc.stderr == "lib: loading weights 100%\nlib: RuntimeError: CUDA error: device-side assert triggered\n"
+    assert not (tmp_path / ".gate").exists()
