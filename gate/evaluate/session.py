@@ -145,6 +145,10 @@ def _merge(old: TaskScores | None, new: TaskScores) -> TaskScores:
     return old.model_copy(update={"doc_ids": [*old.doc_ids, *new.doc_ids], "values": [*old.values, *new.values]})
 
 
+Scorer = Callable[[dict[str, tuple[int, ...]], list[MetricRequest]], dict[tuple[str, str], TaskScores]]
+"""Scores the given items (per task, in scoring order) for the requested metrics."""
+
+
 def evaluate_quantized(
     model: Any,
     tokenizer: Any,
@@ -156,7 +160,19 @@ def evaluate_quantized(
     say: Say,
     resamples: int = 10_000,
 ) -> tuple[list[MetricResult], dict[tuple[str, str], TaskScores]]:
-    """Score the quantized model (sequential looks when the plan says so) and compare each metric.
+    """Score the quantized model (sequential looks when the plan says so) and compare each metric."""
+
+    def score(chunk: dict[str, tuple[int, ...]], requests: list[MetricRequest]) -> dict[tuple[str, str], TaskScores]:
+        return evaluate_tasks(model, tokenizer, plan.sources(), requests, settings=settings, include_dir=include_dir,
+                              items=chunk)
+
+    return decide_by_looks(plan, base, score, say=say, resamples=resamples)
+
+
+def decide_by_looks(
+    plan: EvalPlan, base: BaselineSide, score: Scorer, *, say: Say, resamples: int = 10_000
+) -> tuple[list[MetricResult], dict[tuple[str, str], TaskScores]]:
+    """The looks: score each task's next chunk for its open metrics and decide them.
 
     A metric decided (PASS or FAIL) at a look keeps that outcome and the look it was decided at;
     later looks score and decide only the metrics still open, and a task's items are scored until
@@ -177,15 +193,14 @@ def evaluate_quantized(
     done_items = dict.fromkeys(looks, 0)
     look = 0
     while any(open_metrics.values()):
-        chunk = {}
+        chunk: dict[str, tuple[int, ...]] = {}
         for name in sorted(n for n, ms in open_metrics.items() if ms):
             sizes = looks[name].look_sizes
             chunk[name] = plan.tasks[name].order[done_items[name]: sizes[min(look, len(sizes) - 1)]]
         requests = [MetricRequest(m.tolerance.task, m.tolerance.metric) for n in chunk for m in open_metrics[n]]
         label = "; ".join(f"{n} items {done_items[n] + 1}-{done_items[n] + len(c)}" for n, c in chunk.items())
         say(f"quantized: look {look + 1}: {label}")
-        got = evaluate_tasks(model, tokenizer, plan.sources(), requests, settings=settings, include_dir=include_dir,
-                             items=chunk)
+        got = score(chunk, requests)
         for name, items in chunk.items():
             done_items[name] += len(items)
             task = plan.tasks[name]

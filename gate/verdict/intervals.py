@@ -183,6 +183,7 @@ def skew_t_pvalue(estimate: float, influence: np.ndarray, margin: float) -> floa
 # --- Binary scores, relative tolerance: score test of a linear constraint on the 2x2 table --------
 
 # Cell order: both right, only baseline right, only quantized right, both wrong.
+RELATIVE_CONTINUITY = 0.5
 
 
 def _constraint(relative: np.ndarray, higher_is_better: bool) -> np.ndarray:
@@ -194,7 +195,7 @@ def _constraint(relative: np.ndarray, higher_is_better: bool) -> np.ndarray:
     return np.stack([-r, -(1.0 + r), np.ones_like(r), zero], axis=-1)  # p_quant - (1 + r) p_base
 
 
-def constraint_score_z(counts: np.ndarray, g: np.ndarray, iterations: int = 90) -> np.ndarray:
+def constraint_score_z(counts: np.ndarray, g: np.ndarray, iterations: int = 90, continuity: float = 0.0) -> np.ndarray:
     """Score statistic ``sum(n_k g_k) / sqrt(n * sum(p~_k g_k^2))`` of H0: ``sum g_k p_k = 0``, with
     ``p~`` the multinomial MLE under H0 (Lagrange: ``p~_k = n_k / (n + mu g_k)``; a cell with no
     items takes the mass the constraint needs when the root lies on the boundary). Vectorised."""
@@ -227,6 +228,7 @@ def constraint_score_z(counts: np.ndarray, g: np.ndarray, iterations: int = 90) 
         g_abs = np.where(residual < 0, gmax, gmin)
         var = np.sum(p * g * g, axis=-1) + np.where(feasible, absorb * g_abs * g_abs, 0.0)
         observed = np.sum(cnt * g, axis=-1)
+        observed = np.sign(observed) * np.maximum(np.abs(observed) - continuity, 0.0)
         z = np.where(
             var > 0,
             observed / np.sqrt(n * np.where(var > 0, var, 1.0)),
@@ -237,8 +239,13 @@ def constraint_score_z(counts: np.ndarray, g: np.ndarray, iterations: int = 90) 
 
 def relative_score_z(counts: np.ndarray, relative: np.ndarray | float, higher_is_better: bool = True) -> np.ndarray:
     """The score statistic of H0 "relative degradation = ``relative``" for paired binary tables
-    ``counts`` (..., 4): large positive = degradation above it. Decreasing in ``relative``."""
-    return constraint_score_z(counts, _constraint(np.asarray(relative, dtype=np.float64), higher_is_better))
+    ``counts`` (..., 4): large positive = degradation above it. Decreasing in ``relative``.
+
+    With a continuity correction of half an item (``RELATIVE_CONTINUITY``): without it the
+    test ran liberal where few items carry the baseline's accuracy (5.5% false PASS at a nominal 4%,
+    accuracy 0.3, 100 items); the correction vanishes relative to the counts as n grows."""
+    return constraint_score_z(counts, _constraint(np.asarray(relative, dtype=np.float64), higher_is_better),
+                              continuity=RELATIVE_CONTINUITY)
 
 
 def relative_score_bounds(

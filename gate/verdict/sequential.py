@@ -244,8 +244,8 @@ def decide_look(
     method_text = result.method
     if plan.looks > 1:
         method_text = (
-            f"{result.method}; sequential look {look_index + 1}/{plan.looks}, {plan.spending} spending, "
-            f"overall {plan.confidence:g}"
+            f"{result.method}; sequential look {look_index + 1}/{plan.looks} (looks at "
+            f"{', '.join(str(s) for s in plan.look_sizes)} items), {plan.spending} spending, overall {plan.confidence:g}"
         )
     update = {"method": method_text, "look": look_index + 1, "looks": plan.looks}
     return LookDecision(

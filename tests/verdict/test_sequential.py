@@ -104,7 +104,9 @@ def test_clear_pass_stops_at_the_first_look() -> None:
     assert first.outcome is Decision.passed and not look.open
     assert (first.n, first.n_total, first.note, first.look, first.looks) == (2000, 8000, None, 1, 4)
     assert first.confidence == pytest.approx(plan.confidence_at(0))
-    assert first.method.endswith("; sequential look 1/4, hwang-shih-decani spending, overall 0.95")
+    assert first.method.endswith(
+        "; sequential look 1/4 (looks at 2000, 4000, 6000, 8000 items), hwang-shih-decani spending, overall 0.95"
+    )
     assert run_sequential(ACC_2, scores, plan).n == 2000
 
 
