@@ -316,10 +316,17 @@ def provenance_rows(r: GateResult) -> list[tuple[str, str]]:
     if isinstance(a.get("cache_hit"), bool):
         rows.append(("artifact from cache", "yes" if a["cache_hit"] else "no, quantized in this run"))
     if isinstance(a.get("params"), dict) and a["params"]:
-        rows.append(("backend parameters", ", ".join(f"{k}={v}" for k, v in sorted(a["params"].items()))))
+        rows.append(("backend parameters", ", ".join(f"{k}={_param(v)}" for k, v in sorted(a["params"].items()))))
     if isinstance(a.get("versions"), dict) and a["versions"]:
         rows.append(("produced with", ", ".join(f"{k} {v}" for k, v in sorted(a["versions"].items()))))
     return rows
+
+
+def _param(value: object) -> str:
+    """A backend parameter as JSON writes it (``true``, ``null``, ``[1, 2]``): never Python's ``True``."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def timing_rows(r: GateResult) -> list[tuple[str, str]]:
@@ -350,12 +357,18 @@ def details_blocks(r: GateResult, context: ReportContext) -> list[str]:
         if not rows:
             continue
         lines += ["", f"<details><summary>{title}</summary>", "", "| | |", "|---|---|"]
-        lines += [f"| {cell(k)} | {cell(v)} |" for k, v in rows]
+        lines += [f"| {cell(k)} | {_value(v)} |" for k, v in rows]
         lines += ["", "</details>"]
     if r.error:
         lines += ["", "<details><summary>Error</summary>", "", "```text",
                   *[line.replace("```", "'''") for line in _plain_lines(r.error)], "```", "", "</details>"]
     return lines
+
+
+def _value(text: str) -> str:
+    """Identifiers (hashes, ``hub@revision``, paths, versions) as inline code: copyable, shown literally."""
+    identifier = text and " " not in text and (any(ch in text for ch in "/@._-:") or len(text) >= 16)
+    return code(text) if identifier else cell(text)
 
 
 def _plain_lines(text: str) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gate.evaluate.interface import ConstraintCheck, FidelityResult, ModelPerformance, PerformanceResult
+from gate.quantize.artifact import Artifact
 from gate.result import (
     Decision,
     Finding,
@@ -102,6 +105,14 @@ def failed_run() -> GateResult:
             max_kl=0.05, max_flip_rate=0.1, passed=True, outcome="pass",
         ).model_dump(mode="json"),
         runtime={"python": "3.12.3", "torch": "2.13.0", "autoawq": "0.2.9", "device": "cuda", "gpu": "NVIDIA L4"},
+        artifact=Artifact(
+            path=Path(".gate/cache/artifacts/3f2a"), cache_key="3f2a" + "0" * 60, cache_hit=False, method="awq",
+            bits=4, group_size=128, format="awq-gemm",
+            params={"w_bit": 4, "q_group_size": 128, "zero_point": True, "version": "GEMM"},
+            versions={"autoawq": "0.2.9", "torch": "2.13.0"}, calibration=None, sanity=None,
+            baseline_identity="HuggingFaceTB/SmolLM2-135M@" + "1" * 40, seconds=312.5, quantize_seconds=312.5,
+            artifact_sha256="ef" * 32,
+        ).model_dump(mode="json"),
     )
 
 
