@@ -27,6 +27,7 @@ from gate.evaluate.task_check import (
     TaskIssue,
     TaskRoots,
     TaskScan,
+    escape_reason,
     inspect_task,
     peek_task_name,
     shown,
@@ -93,6 +94,12 @@ def _task_index(folder: Path, root: Path) -> tuple[dict[str, Path], list[TaskIss
     index: dict[str, Path] = {}
     refused: list[TaskIssue] = []
     if not folder.is_dir():
+        return index, refused
+    outside = escape_reason(folder.name, folder.parent, root, "the repository root")
+    if outside is not None:  # e.g. tasks/ committed as a symlink to a folder elsewhere
+        refused.append(TaskIssue(rule=FILE_HARDENED, task=folder.name, path=shown(folder, root),
+                                 message=f"the task directory {outside}",
+                                 hint="commit the task files themselves under tasks/, not a link to them"))
         return index, refused
     for path in sorted(folder.glob("*.yaml")):
         name, reason = peek_task_name(path, folder)

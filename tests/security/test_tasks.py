@@ -192,3 +192,14 @@ def test_a_plain_task_passes(repo: Path) -> None:
     write(repo, "tasks/evil.yaml", evil_task())
     _, findings, _ = check(repo)
     assert findings == []
+
+
+def test_a_task_directory_linked_out_of_the_repository(repo: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (repo / "tasks").rename(elsewhere)
+    (elsewhere / "evil.yaml").write_text(evil_task())
+    (repo / "tasks").symlink_to(elsewhere)
+    _, findings, _ = check(repo)
+    assert shown(findings) == [f"tasks: QG530 task 'tasks': the task directory resolves through a symlink to "
+                               f"{elsewhere}, outside the repository root"]
+    assert not resolve_task("evil", repo).local  # never read from there
