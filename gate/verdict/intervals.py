@@ -195,7 +195,7 @@ def _constraint(relative: np.ndarray, higher_is_better: bool) -> np.ndarray:
     return np.stack([-r, -(1.0 + r), np.ones_like(r), zero], axis=-1)  # p_quant - (1 + r) p_base
 
 
-def constraint_score_z(counts: np.ndarray, g: np.ndarray, iterations: int = 90, continuity: float = 0.0) -> np.ndarray:
+def constraint_score_z(counts: np.ndarray, g: np.ndarray, iterations: int = 64, continuity: float = 0.0) -> np.ndarray:
     """Score statistic ``sum(n_k g_k) / sqrt(n * sum(p~_k g_k^2))`` of H0: ``sum g_k p_k = 0``, with
     ``p~`` the multinomial MLE under H0 (Lagrange: ``p~_k = n_k / (n + mu g_k)``; a cell with no
     items takes the mass the constraint needs when the root lies on the boundary). Vectorised."""
@@ -249,7 +249,7 @@ def relative_score_z(counts: np.ndarray, relative: np.ndarray | float, higher_is
 
 
 def relative_score_bounds(
-    counts: np.ndarray, confidence: float, higher_is_better: bool = True, *, iterations: int = 60
+    counts: np.ndarray, confidence: float, higher_is_better: bool = True, *, iterations: int = 48
 ) -> tuple[np.ndarray, np.ndarray]:
     """One-sided ``confidence`` bounds on the relative degradation by inverting ``relative_score_z``
     (bisection on [-50, 50]; a relative drop is at most 1, an increase at least -1)."""
