@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.evaluate.repo import POLICY, make_repo, spec_text
+from tests.evaluate.repo import POLICY, make_repo, spec_text, write_tasks
 
 LOOSE = (  # wide tolerances, so an untrained tiny model's small eval sets resolve them and every stage runs
     "quality:\n"
@@ -25,7 +25,7 @@ INT8 = spec_text(bits=8, quality=LOOSE).replace("  method: rtn\n", "  method: in
 
 def _gate_run(repo: Path, spec: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}  # no spinning threads on a shared CPU
     return subprocess.run(
         [sys.executable, "-c", "from gate.cli import entry; entry()", "run", str(spec), "--device", "cpu",
          "--no-registry", "--format", "json", "--out", str(repo / "result.json"), *extra],
@@ -36,6 +36,7 @@ def _gate_run(repo: Path, spec: Path, *extra: str) -> subprocess.CompletedProces
 def test_terminal_has_only_the_gates_lines_and_the_log_has_the_libraries(tiny_llama_dir: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     spec = make_repo(repo, tiny_llama_dir, INT8)
+    write_tasks(repo, mc_items_n=60, ppl_docs=30)  # small: this test is about output, not statistics
     (repo / "policies" / "tests.yaml").write_text(POLICY.replace("max_drop: 10.0", "max_drop: 30.0").replace(
         "max_relative_increase: 0.20", "max_relative_increase: 1.0"), encoding="utf-8")
     proc = _gate_run(repo, spec)
