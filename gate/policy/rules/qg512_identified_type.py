@@ -51,7 +51,7 @@ class IdentifiedType(Rule):
     example = "# weights/support-assistant/weird.xyz: 200 bytes no parser identifies\n"
     use_instead = (
         "# remove the file, or (for a genuinely inert type) allow it in a policy:\n"
-        "rules:\n  QG512:\n    params: {allow_types: [.png]}\n"
+        "rules:\n  - rule: QG512\n    params: {allow_types: [.png]}\n"
     )
     params = InertTypes
 
