@@ -370,9 +370,24 @@ def performance_criteria(r: GateResult) -> list[Criterion]:
     return rows
 
 
+_MEMO: dict[int, tuple[GateResult, list[Criterion]]] = {}
+_MEMO_SIZE = 4096
+
+
 def criteria(r: GateResult) -> list[Criterion]:
-    """Every criterion of a result: task metrics, then fidelity, then performance and memory."""
-    return [metric_criterion(m) for m in r.metrics] + fidelity_criteria(r) + performance_criteria(r)
+    """Every criterion of a result: task metrics, then fidelity, then performance and memory.
+
+    Results are frozen and one report asks for each result's criteria several times (headline,
+    overview, section, truncation), so they are remembered per result object.
+    """
+    hit = _MEMO.get(id(r))
+    if hit is not None and hit[0] is r:
+        return hit[1]
+    rows = [metric_criterion(m) for m in r.metrics] + fidelity_criteria(r) + performance_criteria(r)
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.clear()
+    _MEMO[id(r)] = (r, rows)
+    return rows
 
 
 # ---- the deciding reason -------------------------------------------------------------------------

@@ -31,12 +31,19 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def plain(text: object) -> str:
     """``text`` without escape sequences or control characters (newline and tab kept)."""
-    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", str(text)))
+    value = str(text)
+    if not _CONTROL.search(value):  # the common case: nothing to remove
+        return value
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", value))
+
+
+_BREAK = re.compile(r"[ ]*[\n\t][\n\t ]*")
 
 
 def one_line(text: object) -> str:
     """``plain`` text on one line: newlines and tabs become single spaces."""
-    return re.sub(r"[ ]*[\n\t][\n\t ]*", " ", plain(text)).strip()
+    value = plain(text)
+    return _BREAK.sub(" ", value).strip() if "\n" in value or "\t" in value else value.strip()
 
 
 _ZWSP = "&#8203;"
