@@ -13,7 +13,8 @@ FORMATS = ("json", "text", "paths", "matrix")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--changed-since", dest="changed_since", metavar="GIT_REF", default=None,
-                        help="select specs touched since the merge base with this ref (default: every spec)")
+                        help="select specs touched since the merge base with this commit or ref (default: every "
+                             "spec); in CI pass the base commit's SHA; a name several refs answer to is refused")
     parser.add_argument("--specs-dir", dest="specs_dir", default="models",
                         help="directory of spec files, relative to the repository root (default: models)")
     parser.add_argument("--repo-root", dest="repo_root", type=Path, default=None,
