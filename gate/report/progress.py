@@ -63,6 +63,7 @@ class RunProgress:
         self.clock = clock
         self.stage_name = ""
         self._steps: dict[str, _Step] = {}
+        self._stage_task: Any = None
         self._bars: Any = None
         if live:
             from rich.console import Console
@@ -91,9 +92,15 @@ class RunProgress:
 
     # -- stages and messages ------------------------------------------------------------------
     def stage(self, name: str) -> None:
-        """Enter a stage (quantize, evaluate-baseline, ...); closes the previous stage's steps."""
+        """Enter a stage (quantize, evaluate-baseline, ...); closes the previous stage's steps.
+
+        On a terminal the stage gets its own line (spinner, latest message, elapsed), so a long
+        uncounted step (an lm-eval task) still shows that it is alive and for how long."""
         self._close_steps()
+        self._close_stage()
         self.stage_name = name
+        if self._bars is not None:
+            self._stage_task = self._bars.add_task("", total=None, stage=name)
 
     def say(self, message: str) -> None:
         """One line of the gate's own (``gate run: quantize: ...``)."""
@@ -101,6 +108,8 @@ class RunProgress:
         label = f"{self.stage_name}: " if self.stage_name and not own_context else ""
         if self._bars is not None:
             self._bars.console.print(f"[dim]{self.prefix}[/dim] {label}{message}", markup=True, highlight=False)
+            if self._stage_task is not None:
+                self._bars.update(self._stage_task, description=message.split(": ", 1)[-1][:60])
         else:
             self._line(f"{label}{message}")
 
@@ -125,6 +134,11 @@ class RunProgress:
             self._line(self._status(step, now))
         if finished:
             del self._steps[what]
+
+    def _close_stage(self) -> None:
+        if self._bars is not None and self._stage_task is not None:
+            self._bars.update(self._stage_task, total=1, completed=1)
+        self._stage_task = None
 
     def _close_steps(self) -> None:
         for step in list(self._steps.values()):
@@ -160,6 +174,7 @@ class RunProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._close_steps()
+        self._close_stage()
         if self._bars is not None:
             self._bars.stop()
 

@@ -47,6 +47,8 @@ def test_bars_on_a_terminal_show_counts_elapsed_and_eta() -> None:
     assert "evaluate-baseline" in text and "speed and memory (decode passes)" in text and "7/7" in text
     assert "eta" in text
     assert "gate run baseline: fidelity reference" in text
+    assert any(line.startswith("✓ evaluate-baseline") and "fidelity reference" in line  # the stage's own line
+               for line in text.splitlines())
     assert "gate run: " not in text  # no plain lines on a terminal
 
 
