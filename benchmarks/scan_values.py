@@ -36,7 +36,7 @@ def build(directory: Path, mib: int) -> Path:
 
     rng = np.random.default_rng(0)
     per = (mib << 20) // 2
-    tensors = {
+    tensors: dict[str, np.ndarray] = {
         "f16": rng.standard_normal(per // 2, dtype=np.float32).astype(np.float16),
         "f32": rng.standard_normal(per // 4, dtype=np.float32),
     }
