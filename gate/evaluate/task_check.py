@@ -13,7 +13,8 @@ is confined to the repository's task directory (symlinks resolved). Then:
   cyclic or nested more than ``MAX_INCLUDE_DEPTH`` levels (includes are resolved here, recursively,
   and the gate hands lm-eval the merged task, so lm-eval never follows an include itself);
 - QG532 ``task.no-code``: ``!function``, ``class:``, ``process_*`` hooks, ``*.py`` files in the task
-  directory, dataset loading scripts or ``trust_remote_code``;
+  directory, dataset loading scripts, ``trust_remote_code``, or a metric lm-eval would load as a
+  script (``hf_evaluate: true``, a path or a Hub repository as ``metric``);
 - QG533 ``task.template-plain``: Jinja in a templated field beyond plain field substitution
   (``{{ question }}``, ``{{ doc.choices[0] }}``); at run time lm-eval renders in a sandbox anyway;
 - QG534 ``task.data-confined``: ``data_files`` absolute, escaping the repository through ``..`` or
@@ -290,6 +291,22 @@ def _check_code(task: InspectedTask, f: _File, roots: TaskRoots) -> None:
                f"dataset_path: {dataset!r} is a local dataset script or folder, which can run code",
                f"use `dataset_path: json` (or {', '.join(LOCAL_BUILDERS[1:])}) with `dataset_kwargs.data_files`",
                f.smap.locate(("dataset_path",)), f.sha256)
+    metrics = data.get("metric_list")
+    for index, entry in enumerate(metrics if isinstance(metrics, list) else []):
+        if not isinstance(entry, dict):
+            continue
+        metric = entry.get("metric")
+        if entry.get("hf_evaluate") is True:
+            _issue(task, NO_CODE, f.path, roots,
+                   f"metric_list[{index}].hf_evaluate: loads and runs a metric script from the Hugging Face Hub",
+                   "use a metric lm-eval registers (acc, exact_match, ...)",
+                   f.smap.locate(("metric_list", index, "hf_evaluate")), f.sha256)
+        elif isinstance(metric, str) and (any(c in metric for c in "/\\") or metric.startswith((".", "~"))
+                                          or metric.endswith(".py")):
+            _issue(task, NO_CODE, f.path, roots,
+                   f"metric_list[{index}].metric: {metric!r} is a path or a Hub repository, whose script lm-eval "
+                   "would load and run", "use a metric lm-eval registers (acc, exact_match, ...)",
+                   f.smap.locate(("metric_list", index, "metric")), f.sha256)
     kwargs = data.get("dataset_kwargs")
     if isinstance(kwargs, dict) and kwargs.get("trust_remote_code"):
         _issue(task, NO_CODE, f.path, roots, "dataset_kwargs.trust_remote_code: runs the dataset's own code",

@@ -203,3 +203,17 @@ def test_a_task_directory_linked_out_of_the_repository(repo: Path, tmp_path: Pat
     assert shown(findings) == [f"tasks: QG530 task 'tasks': the task directory resolves through a symlink to "
                                f"{elsewhere}, outside the repository root"]
     assert not resolve_task("evil", repo).local  # never read from there
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("metric: tasks/evil_metric", "metric_list[0].metric: 'tasks/evil_metric' is a path or a Hub repository, whose "
+                                  "script lm-eval would load and run"),
+    ("metric: bleu\n    hf_evaluate: true", "metric_list[0].hf_evaluate: loads and runs a metric script from the "
+                                            "Hugging Face Hub"),
+])
+def test_a_metric_lm_eval_would_load_as_a_script(repo: Path, entry: str, message: str) -> None:
+    write(repo, "tasks/evil.yaml", evil_task().replace("metric: acc", entry))
+    _, findings, _ = check(repo)
+    assert [f"{f['rule_id']} {f['message']}" for f in findings] == [f"QG532 task 'evil': {message}"]
+    with pytest.raises(TaskError):
+        resolve_task("evil", repo)

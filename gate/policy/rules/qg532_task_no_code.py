@@ -17,7 +17,7 @@ class TaskNoCode(Rule):
     stage = "tasks"
     waivable = False
     summary = ("Repository tasks run no code: no `!function`, `class:` or `process_*` hooks, no `*.py` in `tasks/`, "
-               "no dataset scripts or `trust_remote_code`.")
+               "no dataset or metric scripts (`trust_remote_code`, `hf_evaluate`, a path as `metric`).")
     why = (
         "lm-eval imports the Python a task names (`!function utils.process_docs`, `class:`) and runs it\n"
         "while it builds the evaluation plan, before any model loads, on the self-hosted GPU runner.\n"
