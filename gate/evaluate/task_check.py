@@ -291,6 +291,10 @@ def _check_code(task: InspectedTask, f: _File, roots: TaskRoots) -> None:
                f"dataset_path: {dataset!r} is a local dataset script or folder, which can run code",
                f"use `dataset_path: json` (or {', '.join(LOCAL_BUILDERS[1:])}) with `dataset_kwargs.data_files`",
                f.smap.locate(("dataset_path",)), f.sha256)
+    if data.get("unsafe_code") not in (None, False):
+        _issue(task, NO_CODE, f.path, roots, "unsafe_code: runs the code the model generates on the runner",
+               "evaluate code generation in a sandboxed service, not in the gate", f.smap.locate(("unsafe_code",)),
+               f.sha256)
     metrics = data.get("metric_list")
     for index, entry in enumerate(metrics if isinstance(metrics, list) else []):
         if not isinstance(entry, dict):

@@ -122,7 +122,8 @@ def test_function_through_a_relative_include_is_read_and_refused(repo: Path, tmp
     ]
 
 
-@pytest.mark.parametrize(("hook", "line"), [("class", "class: !function evil.Task"), ("process", "process_results: x")])
+@pytest.mark.parametrize(("hook", "line"), [("class", "class: !function evil.Task"), ("process", "process_results: x"),
+                                            ("unsafe", "unsafe_code: true")])
 def test_code_hooks_are_refused(repo: Path, hook: str, line: str) -> None:
     write(repo, "tasks/evil.yaml", evil_task() + line + "\n")
     _, findings, _ = check(repo)
