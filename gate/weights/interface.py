@@ -147,6 +147,11 @@ class FileReport(_Frozen):
     """Chat templates in this file (tokenizer_config.json, GGUF metadata, ``*.jinja``)."""
 
     @property
+    def shown(self) -> str:
+        """The path as findings name it: ``path`` or ``path (member m)``."""
+        return f"{self.path} (member {self.member})" if self.member else self.path
+
+    @property
     def is_pickle(self) -> bool:
         return self.verdict in (FileVerdict.safe_by_allowlist, FileVerdict.unsafe, FileVerdict.unparseable)
 
@@ -246,6 +251,10 @@ class WeightScan(_Frozen):
     def with_verdict(self, *verdicts: FileVerdict) -> list[FileReport]:
         return [f for f in self.files if f.verdict in verdicts]
 
+    def chat_templates(self) -> list[tuple[FileReport, ChatTemplateReport]]:
+        """Every chat template found, with the file it is in."""
+        return [(f, t) for f in self.files for t in f.chat_templates]
+
     @property
     def blocked_by_content(self) -> bool:
         """Unsafe content that must never be loaded, whatever the policy says."""
@@ -253,7 +262,7 @@ class WeightScan(_Frozen):
             self.with_verdict(
                 FileVerdict.unsafe, FileVerdict.unparseable, FileVerdict.limit, FileVerdict.not_regular
             )
-            or any(t.hostile for f in self.files for t in f.chat_templates)
+            or any(t.hostile for _, t in self.chat_templates())
             or self.remote_code.present
             or self.confinement
         )

@@ -31,12 +31,11 @@ class NoUnsafePickle(Rule):
         if scan is None:
             return
         for report in scan.with_verdict(FileVerdict.unsafe, FileVerdict.unparseable):
-            where = f" (member {report.member})" if report.member else ""
             if report.verdict is FileVerdict.unsafe:
-                message = f"{report.path}{where}: unsafe pickle ({report.format.value}): {report.reason}"
+                message = f"{report.shown}: unsafe pickle ({report.format.value}): {report.reason}"
             else:
                 message = (
-                    f"{report.path}{where}: pickle cannot be analysed ({report.reason}); "
+                    f"{report.shown}: pickle cannot be analysed ({report.reason}); "
                     "unanalysable pickles are treated as unsafe"
                 )
             yield Violation(

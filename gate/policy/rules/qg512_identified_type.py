@@ -64,9 +64,8 @@ class IdentifiedType(Rule):
             name = report.member.rsplit("!/", 1)[-1] if report.member else report.path
             if suffix_of(name) in params.allow_types and suffix_of(name) not in LOADER_SUFFIXES:
                 continue
-            where = f" (member {report.member})" if report.member else ""
             yield Violation(
-                f"{report.path}{where}: not a known-safe file type: {report.reason}",
+                f"{report.shown}: not a known-safe file type: {report.reason}",
                 path=report.path,
                 member=report.member,
                 hint="remove the file from the model directory; for an inert type, a policy may allow its suffix (QG512 allow_types)",

@@ -31,9 +31,8 @@ class WithinScanLimits(Rule):
         if scan is None:
             return
         for report in scan.with_verdict(FileVerdict.limit):
-            where = f" (member {report.member})" if report.member else ""
             yield Violation(
-                f"{report.path}{where}: scan limit `{report.limit}` hit: {report.reason}",
+                f"{report.shown}: scan limit `{report.limit}` hit: {report.reason}",
                 path=report.path,
                 member=report.member,
                 hint="do not load this file; re-export the weights with a standard tool (no waiver applies)",

@@ -30,14 +30,13 @@ class ChatTemplateSafe(Rule):
         scan = facts.weights
         if scan is None:
             return
-        for report in scan.files:
-            for template in report.chat_templates:
-                if not template.hostile:
-                    continue
-                shown = "; ".join(template.hostile[:5]) + ("; ..." if len(template.hostile) > 5 else "")
-                yield Violation(
-                    f"{report.path}: chat template `{template.name}` ({template.source}) reaches outside the template: {shown}",
-                    path=report.path,
-                    hint="do not serve this model; restore the upstream chat template (no waiver applies)",
-                    detail={"source": template.source, "name": template.name, "hostile": template.hostile, "sha256": template.sha256},
-                )
+        for report, template in scan.chat_templates():
+            if not template.hostile:
+                continue
+            shown = "; ".join(template.hostile[:5]) + ("; ..." if len(template.hostile) > 5 else "")
+            yield Violation(
+                f"{report.path}: chat template `{template.name}` ({template.source}) reaches outside the template: {shown}",
+                path=report.path,
+                hint="do not serve this model; restore the upstream chat template (no waiver applies)",
+                detail={"source": template.source, "name": template.name, "hostile": template.hostile, "sha256": template.sha256},
+            )

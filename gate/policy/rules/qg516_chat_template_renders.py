@@ -28,13 +28,12 @@ class ChatTemplateRenders(Rule):
         scan = facts.weights
         if scan is None:
             return
-        for report in scan.files:
-            for template in report.chat_templates:
-                if template.render_error is None:
-                    continue
-                yield Violation(
-                    f"{report.path}: chat template `{template.name}` ({template.source}) {template.render_error}",
-                    path=report.path,
-                    hint="fix the template (test it with `tokenizer.apply_chat_template`), or restore the upstream one",
-                    detail={"source": template.source, "name": template.name, "sha256": template.sha256},
-                )
+        for report, template in scan.chat_templates():
+            if template.render_error is None:
+                continue
+            yield Violation(
+                f"{report.path}: chat template `{template.name}` ({template.source}) {template.render_error}",
+                path=report.path,
+                hint="fix the template (test it with `tokenizer.apply_chat_template`), or restore the upstream one",
+                detail={"source": template.source, "name": template.name, "sha256": template.sha256},
+            )

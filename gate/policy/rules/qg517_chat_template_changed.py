@@ -30,13 +30,12 @@ class ChatTemplateChanged(Rule):
         scan = facts.weights
         if scan is None:
             return
-        for report in scan.files:
-            for template in report.chat_templates:
-                if not template.changed:
-                    continue
-                yield Violation(
-                    f"{report.path}: chat template `{template.name}` ({template.source}) changed against the base branch",
-                    path=report.path,
-                    hint="review the diff in this finding's detail; the template runs on every request",
-                    detail={"source": template.source, "name": template.name, "sha256": template.sha256, "diff": template.diff},
-                )
+        for report, template in scan.chat_templates():
+            if not template.changed:
+                continue
+            yield Violation(
+                f"{report.path}: chat template `{template.name}` ({template.source}) changed against the base branch",
+                path=report.path,
+                hint="review the diff in this finding's detail; the template runs on every request",
+                detail={"source": template.source, "name": template.name, "sha256": template.sha256, "diff": template.diff},
+            )
