@@ -13,7 +13,7 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass, field
 
-from gate.registry.store import Incident, Registry, RunSummary
+from gate.registry.store import Incident, Registry
 
 
 @dataclass(frozen=True)
@@ -58,37 +58,26 @@ def _parse(ts: str) -> dt.datetime:
 
 def compute_stats(registry: Registry, traffic: dict[str, float] | None = None) -> AdoptionStats:
     """``traffic`` (model -> share, e.g. from the specs under models/) overrides recorded shares."""
-    runs = registry.run_summaries()
-    by_model: dict[str, list[RunSummary]] = {}
-    for run in runs:
-        by_model.setdefault(run.model, []).append(run)
-    shares: dict[str, float] = {}
-    for model, model_runs in by_model.items():
-        recorded = next((r.traffic_share for r in reversed(model_runs) if r.traffic_share is not None), None)
-        if recorded is not None:
-            shares[model] = recorded
+    histories = {h.model: h for h in registry.model_histories()}
+    shares = {h.model: h.traffic_share for h in histories.values() if h.traffic_share is not None}
     shares.update(traffic or {})
 
     ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))
     coverage: list[CoverageRow] = []
     cumulative = cumulative_validated = 0.0
     for rank, (model, share) in enumerate(ranked, start=1):
-        latest = by_model[model][-1].verdict if model in by_model else None
+        latest = histories[model].latest_verdict if model in histories else None
         validated = latest == "pass"
         cumulative += share
         cumulative_validated += share if validated else 0.0
         coverage.append(CoverageRow(rank, model, share, validated, latest, cumulative, cumulative_validated))
 
     ttq: list[TimeToQuantize] = []
-    for model, model_runs in sorted(by_model.items()):
-        first = model_runs[0]
-        passing = next((i for i, r in enumerate(model_runs) if r.verdict == "pass"), None)
-        if passing is None:
-            ttq.append(TimeToQuantize(model, first.recorded_at, None, len(model_runs), None, None))
-            continue
-        win = model_runs[passing]
-        hours = (_parse(win.recorded_at) - _parse(first.recorded_at)).total_seconds() / 3600
-        ttq.append(TimeToQuantize(model, first.recorded_at, win.recorded_at, passing + 1, hours, win.duration_s))
+    for model, h in sorted(histories.items()):
+        hours = None
+        if h.first_pass is not None:
+            hours = (_parse(h.first_pass) - _parse(h.first_run)).total_seconds() / 3600
+        ttq.append(TimeToQuantize(model, h.first_run, h.first_pass, h.attempts, hours, h.pass_duration_s))
 
     months: dict[str, list[float]] = {}
     for item in ttq:

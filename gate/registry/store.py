@@ -35,8 +35,17 @@ from gate.result import GateResult
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine, RowMapping
 
-__all__ = ["DEFAULT_DB", "RUN_COLUMNS", "Incident", "Registry", "RegistryError", "RegistryUnavailable", "RunRecord",
-           "RunSummary", "run_row"]
+__all__ = [
+    "DEFAULT_DB",
+    "RUN_COLUMNS",
+    "Incident",
+    "ModelHistory",
+    "Registry",
+    "RegistryError",
+    "RegistryUnavailable",
+    "RunRecord",
+    "run_row",
+]
 
 RUN_COLUMNS = (
     "run_uid",
@@ -116,15 +125,48 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """The columns adoption metrics need (no result JSON: ``gate stats`` reads every run)."""
+class ModelHistory:
+    """One model's runs, summarised by the database (``gate stats`` on 100,000 runs reads 1 row
+    per model, not per run)."""
 
-    id: int
     model: str
-    recorded_at: str
-    verdict: str
+    runs: int
+    first_run: str
+    """recorded_at of its first run"""
+    latest_verdict: str
     traffic_share: float | None
-    duration_s: float | None
+    """The newest recorded (non-null) share."""
+    first_pass: str | None
+    """recorded_at of its first passing run"""
+    attempts: int
+    """Runs up to and including the first pass (all runs when none passed)."""
+    pass_duration_s: float | None
+
+
+HISTORY_SQL = """
+WITH ordered AS (
+    SELECT model, recorded_at, verdict, traffic_share, duration_s,
+           ROW_NUMBER() OVER (PARTITION BY model ORDER BY recorded_at, id) AS rn,
+           COUNT(*) OVER (PARTITION BY model) AS n
+    FROM runs
+),
+first_pass AS (
+    SELECT model, MIN(rn) AS rn FROM ordered WHERE verdict = 'pass' GROUP BY model
+),
+share AS (
+    SELECT model, traffic_share,
+           ROW_NUMBER() OVER (PARTITION BY model ORDER BY recorded_at DESC, id DESC) AS back
+    FROM runs WHERE traffic_share IS NOT NULL
+)
+SELECT f.model, f.n, f.recorded_at, l.verdict, s.traffic_share, p.recorded_at, COALESCE(fp.rn, f.n), p.duration_s
+FROM ordered f
+JOIN ordered l ON l.model = f.model AND l.rn = f.n
+LEFT JOIN first_pass fp ON fp.model = f.model
+LEFT JOIN ordered p ON p.model = f.model AND p.rn = fp.rn
+LEFT JOIN share s ON s.model = f.model AND s.back = 1
+WHERE f.rn = 1
+ORDER BY f.model
+"""
 
 
 @dataclass(frozen=True)
@@ -328,16 +370,12 @@ class Registry:
         with self._connect(write=False) as conn:
             return [_record(r) for r in conn.execute(runs.select().order_by(runs.c.recorded_at, runs.c.id)).mappings()]
 
-    def run_summaries(self) -> list[RunSummary]:
-        """Every run, oldest first, without its result JSON."""
-        from sqlalchemy import select
+    def model_histories(self) -> list[ModelHistory]:
+        """Per model: run count, first run, latest verdict and share, first pass and attempts."""
+        from sqlalchemy import text
 
-        from gate.registry.schema import runs
-
-        query = select(runs.c.id, runs.c.model, runs.c.recorded_at, runs.c.verdict, runs.c.traffic_share,
-                       runs.c.duration_s).order_by(runs.c.recorded_at, runs.c.id)
         with self._connect(write=False) as conn:
-            return [RunSummary(*row) for row in conn.execute(query)]
+            return [ModelHistory(*row) for row in conn.execute(text(HISTORY_SQL))]
 
     def incidents(self, model: str | None = None) -> list[Incident]:
         from gate.registry.schema import incidents

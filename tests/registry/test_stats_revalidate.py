@@ -16,8 +16,8 @@ def _insert(registry: Registry, result: GateResult, recorded_at: str) -> None:
     registry.import_rows([row])
 
 
-def _populated(tmp_path: Path) -> Registry:
-    registry = Registry(tmp_path / "r.db")
+def _populated(location: str | Path) -> Registry:
+    registry = Registry(location)
     _insert(registry, make_result("chat", Decision.failed, traffic_share=0.5), "2026-09-01T00:00:00Z")
     _insert(registry, make_result("chat", Decision.passed, traffic_share=0.5), "2026-09-03T00:00:00Z")
     _insert(registry, make_result("search", Decision.inconclusive, traffic_share=0.3), "2026-10-01T00:00:00Z")
@@ -26,8 +26,8 @@ def _populated(tmp_path: Path) -> Registry:
     return registry
 
 
-def test_coverage_ranks_by_volume_and_counts_from_the_top(tmp_path: Path) -> None:
-    stats = compute_stats(_populated(tmp_path), {"embed": 0.05})
+def test_coverage_ranks_by_volume_and_counts_from_the_top(registry_url: str) -> None:
+    stats = compute_stats(_populated(registry_url), {"embed": 0.05})
     rows = [(r.rank, r.model, r.validated, round(r.cumulative_validated_share, 3), round(r.cumulative_share, 3))
             for r in stats.coverage]
     assert rows == [
@@ -39,8 +39,8 @@ def test_coverage_ranks_by_volume_and_counts_from_the_top(tmp_path: Path) -> Non
     assert round(stats.covered_share, 3) == 0.6
 
 
-def test_time_to_quantize_and_trend(tmp_path: Path) -> None:
-    stats = compute_stats(_populated(tmp_path))
+def test_time_to_quantize_and_trend(registry_url: str) -> None:
+    stats = compute_stats(_populated(registry_url))
     ttq = {t.model: (t.attempts, t.hours_to_pass, t.pass_run_seconds) for t in stats.time_to_quantize}
     assert ttq == {"chat": (2, 48.0, 300.0), "search": (1, None, None), "summarize": (1, 0.0, 300.0)}
     assert stats.trend == [("2026-09", 48.0, 1), ("2026-10", 0.0, 1)]
@@ -48,7 +48,7 @@ def test_time_to_quantize_and_trend(tmp_path: Path) -> None:
 
 
 def test_stats_markdown(tmp_path: Path) -> None:
-    text = render_markdown(compute_stats(_populated(tmp_path)))
+    text = render_markdown(compute_stats(_populated(tmp_path / "r.db")))
     assert "Validated quantized models cover **60.0%** of inference volume (66.7% of the volume declared by 3 specs)." in text
     assert "| 1 | chat | 50.0% | pass | yes | 50.0% of 50.0% |" in text
     assert "| chat | 2026-09-01 | 2026-09-03 | 2 | 2.0 d | 300 s |" in text
@@ -56,7 +56,7 @@ def test_stats_markdown(tmp_path: Path) -> None:
 
 
 def test_revalidation_finds_models_whose_stack_changed_and_records_regressions(tmp_path: Path) -> None:
-    registry = _populated(tmp_path)
+    registry = _populated(tmp_path / "r.db")
     current = {**RUNTIME, "torch": "2.14.1", "python": "3.11.9"}
     candidates = find_candidates(registry, current)
     assert [(c.run.model, [(ch.key, ch.before, ch.after) for ch in c.changes]) for c in candidates] == [
