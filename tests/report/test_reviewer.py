@@ -262,3 +262,19 @@ def test_cli_errors_strip_escape_sequences(tmp_path: object, capsys: pytest.Capt
     assert main(["report", "results/\x1b[2Jmissing.json"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gate: error: results/missing.json") and not CONTROL.search(err)
+
+
+def test_gate_report_in_a_100_column_terminal(tmp_path: object, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from gate.cli import main
+
+    results = Path(str(tmp_path)) / "results.json"
+    results.write_text(render([failed_run(), inconclusive_run()], ReportFormat.json), encoding="utf-8")
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["report", str(results), "--format", "terminal"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(cell_len(line) for line in lines) <= 100
+    assert all(line.rstrip()[-1] in "┓┃┩│┘" for line in lines if line[:1] in BORDERS)
+    assert any("models/support.yaml:29:12" in line for line in lines)
