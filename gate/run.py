@@ -165,9 +165,10 @@ def _run_heavy(outcome: StaticOutcome, options: RunOptions, policy_set: PolicySe
                                                       hardware_kind=hardware.kind if hardware else None,
                                                       seed=options.seed),
                       message=lambda p: f"{len(p.metrics)} metrics on {len(p.tasks)} tasks")
-    refused = sample_size_findings(plan)
+    policy = _inconclusive_policy(outcome, policy_set)
+    refused = sample_size_findings(plan, inconclusive=policy)
     if refused:
-        return _refused(outcome, findings + refused, "no model was evaluated")
+        return _refused(outcome, findings + refused, "no model was evaluated", policy)
 
     device = resolve_device(options.device)
     from gate.evaluate.harness import EvalSettings, set_offline_defaults
@@ -211,9 +212,9 @@ def _run_heavy(outcome: StaticOutcome, options: RunOptions, policy_set: PolicySe
     side = stages.run("evaluate-baseline", baseline_eval, cache_hit=lambda _s: was_cached,
                       message=lambda s: "cached: " + ", ".join(k for k, v in s.cache_hits.items() if v) if any(
                           s.cache_hits.values()) else None)
-    refused = sample_size_findings(plan, dict(side.scores), spent="only the baseline was evaluated")
+    refused = sample_size_findings(plan, dict(side.scores), spent="only the baseline was evaluated", inconclusive=policy)
     if refused:
-        return _refused(outcome, findings + refused, "only the baseline was evaluated")
+        return _refused(outcome, findings + refused, "only the baseline was evaluated", policy)
 
     artifact = stages.run("quantize", lambda: produce_artifact(loaded, baseline, options.repo_root, options.cache_dir,
                                                                progress=options.progress),
@@ -296,15 +297,20 @@ def _dump(section: Any) -> dict[str, Any] | None:
     return section.model_dump(mode="json") if section is not None else None
 
 
-def _refused(outcome: StaticOutcome, findings: list[Finding], spent: str) -> GateResult:
-    blocking = [f for f in findings if f.blocking]
-    reasons = [f"{f.rule_id} {f.message}" for f in blocking]
+def _refused(outcome: StaticOutcome, findings: list[Finding], spent: str, policy: Any) -> GateResult:
+    """An eval set that can never PASS: INCONCLUSIVE ("needs N items"); the policy's `inconclusive`
+    decides whether it blocks."""
+    from gate.verdict.decide import exit_code, inconclusive_reason
+
+    refusals = [f for f in findings if f.rule_id == "QG490"]
+    reasons = [*(f"{f.rule_id} {f.message}" for f in refusals), inconclusive_reason(policy)]
     base = static_result(outcome, command="run")
     stages = [*outcome.stages, *(StageRecord(stage=s, status="skipped", message=f"eval set too small: {spent}")
                                  for s in ("quantize", "evaluate-quantized", "verdict"))]
+    verdict = Verdict(decision=Decision.inconclusive, reasons=reasons)
     return base.model_copy(update={
         "findings": findings, "stages": stages, "finished_at": now_iso(),
-        "verdict": Verdict(decision=Decision.failed, reasons=reasons), "exit_code": int(ExitCode.BLOCKED),
+        "verdict": verdict, "exit_code": int(exit_code(verdict, policy)),
     })
 
 

@@ -128,15 +128,18 @@ def test_undersized_eval_set_is_refused_before_any_model_runs(
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
     result = GateResult.model_validate(printed)
-    assert result.command == "run" and result.verdict.decision is Decision.failed and result.exit_code == 1
+    assert result.command == "run" and result.verdict.decision is Decision.inconclusive and result.exit_code == 1
     [finding] = [f for f in result.findings if f.rule_id == "QG490"]
     assert finding.message == (
-        "eval set too small: tiny_mc/acc: 100 items cannot resolve a 2-point tolerance at 95% confidence; "
-        "about 1,546 paired items are needed (assumed discordance 10%, 80% power)"
+        "eval set too small: tiny_mc/acc: 100 items can never PASS a 2-point tolerance at 95% confidence "
+        "(even if every item agrees); needs at least 151 items"
     )
-    assert finding.hint == "use a task with about 1,546 items (or raise `limit`), or widen the tolerance; no model was evaluated"
+    assert finding.hint == "use a task with at least 151 items (or raise `limit`), or widen the tolerance; no model was evaluated"
     assert str(finding.location).endswith("tiny.yaml:26:7")
-    assert result.verdict.reasons == [f"QG490 {finding.message}"]
+    assert result.verdict.reasons == [
+        f"QG490 {finding.message}",
+        "inconclusive blocks by default (fail-closed): evaluate more items, or a policy may set inconclusive: allow",
+    ]
     assert {s.stage: s.status for s in result.stages}["quantize"] == "skipped"
     assert "evaluate-baseline" not in {s.stage for s in result.stages}
     assert not (repo / ".gate" / "cache").exists()

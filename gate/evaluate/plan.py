@@ -24,11 +24,9 @@ from gate.spec.models import MetricTolerance
 
 DEFAULT_CONFIDENCE = 0.95
 PLANNING_DISCORDANCE = 0.10
-"""Share of items assumed to flip between baseline and quantized when sizing binary metrics before
-any model has run (observed flip rates of 4-bit models are mostly 2-10%)."""
-PLANNING_CORRELATION = 0.9
-"""Assumed baseline/quantized correlation of per-item real-valued and per-document perplexity
-scores (observed: > 0.95 for 4-bit and 8-bit models); used once baseline scores are known."""
+"""Share of items assumed to flip between baseline and quantized for the power ``gate check``
+shows before any model has run (observed flip rates of 4-bit models are mostly 2-10%); labelled
+as an assumption wherever it is used, never a reason to refuse a set."""
 SAMPLE_SIZE_RULE = EVAL_SET_TOO_SMALL.id
 SAMPLE_SIZE_SLUG = EVAL_SET_TOO_SMALL.slug
 
@@ -192,41 +190,57 @@ def sample_size_findings(
     base_scores: dict[tuple[str, str], object] | None = None,
     *,
     spent: str = "no model was evaluated",
+    inconclusive: str = "block",
 ) -> list[Finding]:
-    """A blocking finding per metric whose eval set cannot resolve its tolerance.
+    """A finding per metric whose eval set can never reach PASS, whatever the models score.
 
-    Before any model runs, binary metrics are sized with ``PLANNING_DISCORDANCE``; once baseline
-    scores exist, real-valued and perplexity metrics are sized from them with
-    ``PLANNING_CORRELATION`` (without them no variance bound exists and the check is skipped).
+    The refusal uses no assumption about the data: a set is refused only when even a look where
+    every item agrees could not exclude the tolerance (``decision_floor``; with baseline scores,
+    at the measured baseline accuracy), or the tolerance is zero. Whether a set is large enough
+    for the data at hand is projected from the discordance / spread MEASURED on the looks
+    (``MetricResult.n_needed`` on an INCONCLUSIVE result) and shown as power by ``gate check``.
+    A refusal makes the verdict INCONCLUSIVE ("needs N items"); the policy's ``inconclusive``
+    decides whether it blocks (the finding is deny under ``block``, warn under ``allow``).
     """
     import numpy as np
 
     from gate.evaluate.interface import TaskScores
-    from gate.verdict.sample_size import check_resolvable
+    from gate.verdict.sample_size import decision_floor, planning_kind
 
     findings: list[Finding] = []
     for task in plan.tasks.values():
         for m in task.metrics:
             scores = (base_scores or {}).get(m.key)
-            base = None
-            kind = None
-            if isinstance(scores, TaskScores):
-                kind = scores.kind
-                base = np.asarray(scores.values, dtype=np.float64)
-            check = check_resolvable(
-                m.tolerance, n_available=task.n_total, confidence=plan.confidence, base_scores=base, kind=kind,
-                assumed_discordance=PLANNING_DISCORDANCE, assumed_correlation=PLANNING_CORRELATION,
-            )
-            if check.resolvable:
+            kind = scores.kind if isinstance(scores, TaskScores) else planning_kind(m.tolerance.metric)
+            accuracy = None
+            if isinstance(scores, TaskScores) and kind == "binary" and scores.values:
+                accuracy = float(np.mean(np.asarray(scores.values, dtype=np.float64)))
+            floor = decision_floor(m.tolerance, kind, plan.confidence, accuracy)
+            if 0 < floor <= task.n_total:
                 continue
-            need = f"about {check.n_needed:,} items" if check.n_needed > 0 else "a non-zero tolerance"
+            name = f"{m.tolerance.task}/{m.tolerance.metric}"
+            unit = "documents" if kind in ("perplexity", "bits_per_byte") else "items"
+            at = f"at {plan.confidence * 100:.4g}% confidence"
+            if floor < 0:
+                message = f"eval set too small: {name}: a zero tolerance can never be shown {at}: any finite eval set leaves some doubt"
+                hint = f"declare a non-zero tolerance; {spent}"
+            else:
+                agree = "even if every item agrees" if kind == "binary" else "no look decides on fewer"
+                message = (f"eval set too small: {name}: {task.n_total:,} {unit} can never PASS "
+                           f"{_tolerance_words(m.tolerance, kind)} {at} ({agree}); needs at least {floor:,} {unit}")
+                hint = f"use a task with at least {floor:,} {unit} (or raise `limit`), or widen the tolerance; {spent}"
             findings.append(Finding(
-                rule_id=SAMPLE_SIZE_RULE, slug=SAMPLE_SIZE_SLUG, severity=Severity.deny, stage="evaluate",
-                message=f"eval set too small: {check.reason}",
-                location=Location.of(m.location),
-                hint=(f"use a task with {need} (or raise `limit`), or widen the tolerance; "
-                      f"{spent}"),
-                detail={"n_available": check.n_available, "n_needed": check.n_needed,
-                        "assumption": check.assumption},
+                rule_id=SAMPLE_SIZE_RULE, slug=SAMPLE_SIZE_SLUG,
+                severity=Severity.warn if inconclusive == "allow" else Severity.deny, stage="evaluate",
+                message=message, location=Location.of(m.location), hint=hint,
+                detail={"n_available": task.n_total, "n_needed": floor, "assumption": "none: the decision floor"},
             ))
     return findings
+
+
+def _tolerance_words(tolerance: MetricTolerance, kind: str) -> str:
+    if tolerance.tolerance_form in ("max_relative_drop", "max_relative_increase"):
+        return f"a {tolerance.tolerance * 100:.4g}% relative tolerance"
+    if kind == "binary":
+        return f"a {tolerance.tolerance:g}-point tolerance"
+    return f"a tolerance of {tolerance.tolerance:g}"

@@ -320,14 +320,16 @@ def decide(
     reasons += [describe(m) for m in errored]
     reasons += [describe(m) for m in unsure]
     if decision is Decision.inconclusive:
-        if inconclusive == "allow":
-            reasons.append("inconclusive allowed by policy (inconclusive: allow): not blocking")
-        else:
-            reasons.append(
-                "inconclusive blocks by default (fail-closed): evaluate more items, or a policy may set inconclusive: allow"
-            )
+        reasons.append(inconclusive_reason(inconclusive))
     reasons += [describe(m) for m in passed]
     return Verdict(decision=decision, reasons=reasons)
+
+
+def inconclusive_reason(inconclusive: InconclusivePolicy) -> str:
+    """The reason line saying whether an INCONCLUSIVE verdict blocks under the policy."""
+    if inconclusive == "allow":
+        return "inconclusive allowed by policy (inconclusive: allow): not blocking"
+    return "inconclusive blocks by default (fail-closed): evaluate more items, or a policy may set inconclusive: allow"
 
 
 def is_blocking(verdict: Verdict, inconclusive_policy: InconclusivePolicy = "block") -> bool:

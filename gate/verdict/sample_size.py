@@ -154,6 +154,12 @@ def check_resolvable(
     )
 
 
+def planning_kind(metric: str) -> str:
+    """The score kind a metric name implies before any scores exist (perplexity-type names are
+    ratio metrics; everything else is treated as a proportion: acc, exact_match, ...)."""
+    return _infer_kind(metric, None)
+
+
 def _infer_kind(metric: str, scores: np.ndarray | None) -> str:
     lowered = metric.lower()
     if scores is not None and scores.ndim == 2:

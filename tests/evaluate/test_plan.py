@@ -50,8 +50,15 @@ def test_undersized_metrics_become_blocking_findings(tmp_path: Path) -> None:
     plan = build_plan(loaded, tmp_path, tmp_path / "inc", hardware_kind="cpu")
     [finding] = sample_size_findings(plan)
     assert finding.blocking and finding.rule_id == "QG490" and finding.stage == "evaluate"
+    # 1 point at 95% (bounds at 96%): a look where all items agree excludes 1 point from 304 items.
     assert finding.message == (
-        "eval set too small: tiny_mc/acc: 300 items cannot resolve a 1-point tolerance at 95% confidence; "
-        "about 6,183 paired items are needed (assumed discordance 10%, 80% power)"
+        "eval set too small: tiny_mc/acc: 300 items can never PASS a 1-point tolerance at 95% confidence "
+        "(even if every item agrees); needs at least 304 items"
     )
+    assert finding.hint == (
+        "use a task with at least 304 items (or raise `limit`), or widen the tolerance; no model was evaluated"
+    )
+    # The policy decides whether the refusal (an INCONCLUSIVE verdict) blocks.
+    [allowed] = sample_size_findings(plan, inconclusive="allow")
+    assert not allowed.blocking and allowed.message == finding.message
     assert str(finding.location).endswith("tiny.yaml:25:7")
