@@ -49,6 +49,8 @@ class RunOptions:
     mlflow_uri: str | None = None
     """Also log the run to this MLflow tracking server (None: do not)."""
     mlflow_experiment: str | None = None
+    record_run: bool = True
+    """False: use the registry for shared baseline results only (``gate revalidate`` records itself)."""
     git_commit: str | None = None
     batch_size: int = 8
     seed: int = 0
@@ -336,13 +338,13 @@ def _shared_baselines(options: RunOptions) -> Any:
 def _record(result: GateResult, options: RunOptions, say: Say) -> GateResult:
     """Record the run in the registry (queued locally when it is unreachable) and in MLflow;
     neither can change the verdict."""
-    if options.registry_db is None and not options.mlflow_uri:
+    if (options.registry_db is None or not options.record_run) and not options.mlflow_uri:
         return result
     from gate.registry.store import run_row
 
     row = run_row(result, git_commit=options.git_commit)  # one run_uid for the registry and MLflow
     records = []
-    if options.registry_db is not None:
+    if options.registry_db is not None and options.record_run:
         from gate.registry.recording import record_or_queue
 
         queue = options.registry_queue or options.repo_root / ".gate" / "registry-queue.jsonl"
