@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def _targets(args: argparse.Namespace) -> tuple[Path, Path, str | None]:
                 location=loaded.source_map.locate(("model",)),
             )
         return root / local, out, args.revision
-    if not target.exists():
+    if not os.path.lexists(target):
         raise InputError("model path does not exist", hint="pass the model directory (or GGUF file) to lock",
                          location=SourceLocation(str(target)))
     # Default: next to the model, e.g. weights/support-assistant -> weights/support-assistant.lock.json

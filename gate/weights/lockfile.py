@@ -166,10 +166,16 @@ def write_lockfile(
     known: Mapping[Path, str] | None = None,
 ) -> Lockfile:
     """Hash every file of ``model_path`` (a directory or one GGUF file) and write ``out``."""
-    if not model_path.exists():
+    if not os.path.lexists(model_path):
         raise WeightsError(
             "model path does not exist",
             hint="pass the model directory (or GGUF file) to lock",
+            location=SourceLocation(str(model_path)),
+        )
+    if not model_path.is_dir() and not is_regular(model_path):
+        raise WeightsError(
+            "is not a regular file or directory (a FIFO, device, symlink loop or dangling symlink); it cannot be pinned",
+            hint="pass the model directory or the GGUF file itself",
             location=SourceLocation(str(model_path)),
         )
     if revision is not None and not (len(revision) == 40 and set(revision) <= HEX):

@@ -338,3 +338,16 @@ def test_fifo_symlink_loop_and_dangling_link(tmp_path: Path) -> None:
         "dangling.safetensors": "is a dangling symlink (No such file or directory)",
     }
     assert {scan(tmp_path / p).verdict for p in reasons} == {FileVerdict.not_regular}
+
+
+def test_lock_refuses_what_it_cannot_pin(tmp_path: Path) -> None:
+    from gate.weights import WeightsError, write_lockfile
+
+    os.mkfifo(tmp_path / "model.gguf")
+    with pytest.raises(WeightsError) as caught:
+        write_lockfile(tmp_path / "model.gguf", tmp_path / "m.lock.json")
+    assert str(caught.value) == (
+        f"{tmp_path / 'model.gguf'}: is not a regular file or directory (a FIFO, device, symlink loop or dangling symlink);"
+        " it cannot be pinned\n  Hint: pass the model directory or the GGUF file itself"
+    )
+    assert not (tmp_path / "m.lock.json").exists()
