@@ -144,28 +144,21 @@ class ModelHistory:
 
 
 HISTORY_SQL = """
-WITH ordered AS (
-    SELECT model, recorded_at, verdict, traffic_share, duration_s,
+WITH w AS (
+    SELECT model, recorded_at, verdict, traffic_share,
            ROW_NUMBER() OVER (PARTITION BY model ORDER BY recorded_at, id) AS rn,
-           COUNT(*) OVER (PARTITION BY model) AS n
+           FIRST_VALUE(verdict) OVER (PARTITION BY model ORDER BY recorded_at DESC, id DESC) AS latest_verdict,
+           FIRST_VALUE(duration_s) OVER (PARTITION BY model, verdict = 'pass' ORDER BY recorded_at, id) AS first_duration,
+           FIRST_VALUE(traffic_share) OVER (PARTITION BY model, traffic_share IS NULL
+                                            ORDER BY recorded_at DESC, id DESC) AS last_share
     FROM runs
-),
-first_pass AS (
-    SELECT model, MIN(rn) AS rn FROM ordered WHERE verdict = 'pass' GROUP BY model
-),
-share AS (
-    SELECT model, traffic_share,
-           ROW_NUMBER() OVER (PARTITION BY model ORDER BY recorded_at DESC, id DESC) AS back
-    FROM runs WHERE traffic_share IS NOT NULL
 )
-SELECT f.model, f.n, f.recorded_at, l.verdict, s.traffic_share, p.recorded_at, COALESCE(fp.rn, f.n), p.duration_s
-FROM ordered f
-JOIN ordered l ON l.model = f.model AND l.rn = f.n
-LEFT JOIN first_pass fp ON fp.model = f.model
-LEFT JOIN ordered p ON p.model = f.model AND p.rn = fp.rn
-LEFT JOIN share s ON s.model = f.model AND s.back = 1
-WHERE f.rn = 1
-ORDER BY f.model
+SELECT model, COUNT(*), MIN(recorded_at), MAX(latest_verdict),
+       MAX(CASE WHEN traffic_share IS NOT NULL THEN last_share END),
+       MIN(CASE WHEN verdict = 'pass' THEN recorded_at END),
+       COALESCE(MIN(CASE WHEN verdict = 'pass' THEN rn END), COUNT(*)),
+       MAX(CASE WHEN verdict = 'pass' THEN first_duration END)
+FROM w GROUP BY model ORDER BY model
 """
 
 

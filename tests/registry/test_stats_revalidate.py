@@ -73,3 +73,17 @@ def test_revalidation_finds_models_whose_stack_changed_and_records_regressions(t
     assert [(o.model, o.decision, o.regressed) for o in outcomes] == [("chat", "fail", True), ("summarize", "pass", False)]
     assert registry.list_runs(model="chat", limit=1)[0].verdict == "fail"
     assert find_candidates(registry, current) == []
+
+
+def test_model_history_takes_the_newest_share_the_first_pass_and_the_latest_verdict(registry_url: str) -> None:
+    registry = Registry(registry_url)
+    _insert(registry, make_result("m", Decision.failed, traffic_share=0.2), "2026-09-01T00:00:00Z")
+    _insert(registry, make_result("m", Decision.passed, traffic_share=None, finished_at="2026-11-01T10:01:00Z"),
+            "2026-09-02T00:00:00Z")
+    _insert(registry, make_result("m", Decision.passed, traffic_share=None), "2026-09-03T00:00:00Z")
+    _insert(registry, make_result("m", Decision.failed, traffic_share=0.4), "2026-09-04T00:00:00Z")
+    _insert(registry, make_result("m", Decision.error, traffic_share=None), "2026-09-05T00:00:00Z")
+    (history,) = registry.model_histories()
+    assert (history.runs, history.first_run, history.latest_verdict, history.traffic_share) == (
+        5, "2026-09-01T00:00:00Z", "error", 0.4)
+    assert (history.first_pass, history.attempts, history.pass_duration_s) == ("2026-09-02T00:00:00Z", 2, 60.0)
