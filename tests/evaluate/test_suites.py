@@ -155,3 +155,19 @@ def test_unknown_task_offline_is_a_task_error_with_a_suggestion(tmp_path: Path) 
         "Hugging Face cache"
     )
     assert str(info.value.location) == "m.yaml:3:7"
+
+
+def test_include_cycles_and_depth_are_refused_at_the_include(tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "a.yaml").write_text("task: a\ninclude: b.yml\n")
+    (tmp_path / "tasks" / "b.yml").write_text("include: a.yaml\n")
+    with pytest.raises(TaskError) as info:
+        resolve_task("a", tmp_path)
+    assert info.value.message == "task 'a': include: 'a.yaml' includes itself (a cycle) (QG531)"
+    assert str(info.value.location) == "tasks/b.yml:1:1"
+    for level in range(12):
+        (tmp_path / "tasks" / f"d{level}.yml").write_text(f"include: d{level + 1}.yml\n")
+    (tmp_path / "tasks" / "deep.yaml").write_text("task: deep\ninclude: d0.yml\n")
+    with pytest.raises(TaskError) as info:
+        resolve_task("deep", tmp_path)
+    assert info.value.message == "task 'deep': include: 'd8.yml' nests includes more than 8 levels deep (QG531)"
