@@ -173,7 +173,8 @@ class SpecPower(_Frozen):
 
     criteria: list[CriterionPower] = Field(default_factory=list)
     overall: float | None = None
-    """Product of the criteria's powers (independent criteria); None when one is unknown."""
+    """Product of the known criteria's powers (independent criteria; an upper bound while some are
+    unknown); None when none is known."""
 
 
 class Verdict(_Frozen):
@@ -225,6 +226,9 @@ class GateResult(_Frozen):
     plan: dict[str, Any] | None = None
     artifact: dict[str, Any] | None = None
     metrics: list[MetricResult] = Field(default_factory=list)
+    power: SpecPower | None = None
+    """``gate check``: the chance each quality criterion, and the spec as a whole, reaches PASS at
+    the declared eval-set sizes when the quantized model is unchanged (``gate.evaluate.plan.check_power``)."""
     fidelity: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
     runtime: dict[str, str] = Field(default_factory=dict)

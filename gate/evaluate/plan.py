@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.errors import SourceLocation
-from gate.evaluate.fidelity import DEFAULT_TOKENS, FidelitySettings, window_for
+from gate.evaluate.fidelity import DEFAULT_TOKENS, TARGET_DOCUMENTS, FidelitySettings, window_for
 from gate.evaluate.harness import MetricRequest, count_items
 from gate.evaluate.performance import ConstraintTargets, PerformanceSettings
 from gate.evaluate.suites import PERPLEXITY_TASK, STRESS_TASKS, TaskSource, resolve_task, stress_default
 from gate.policy.meta import EVAL_SET_TOO_SMALL
-from gate.result import Finding, Location, Severity
+from gate.result import Finding, Location, Severity, SpecPower
 from gate.spec.loader import LoadedSpec
 from gate.spec.models import MetricTolerance
 
@@ -244,3 +244,39 @@ def _tolerance_words(tolerance: MetricTolerance, kind: str) -> str:
     if kind == "binary":
         return f"a {tolerance.tolerance:g}-point tolerance"
     return f"a tolerance of {tolerance.tolerance:g}"
+
+
+def check_power(loaded: LoadedSpec, repo_root: Path) -> SpecPower:
+    """Per criterion, the chance an unchanged quantized model PASSES at the declared eval-set size,
+    and the spec's as a whole (every criterion must PASS), for ``gate check``: no model, no torch,
+    no lm-eval (a task whose item count is unknown before lm-eval loads it gets no number).
+    Binary metrics assume ``PLANNING_DISCORDANCE``; real-valued ones and fidelity need the spread
+    a run measures. ``GateResult.power`` carries it; ``sample_size.describe_power`` words it."""
+    from gate.errors import GateError
+    from gate.result import CriterionPower
+    from gate.verdict.sample_size import criterion_power, planning_kind, spec_power
+
+    quality = loaded.spec.quality
+    confidence = quality.confidence if quality and quality.confidence else DEFAULT_CONFIDENCE
+    looks = 4 if quality is None or quality.sequential else 1
+    criteria = []
+    for m in planned_metrics(loaded):
+        tol = m.tolerance
+        try:
+            n_items = resolve_task(tol.task, repo_root, m.location).n_items
+        except GateError:
+            n_items = None
+        if n_items is None:
+            criteria.append(CriterionPower(criterion=f"{tol.task}/{tol.metric}", n=0, smallest_look=0, power=None,
+                                           assumption="item count known only once lm-eval loads the task"))
+            continue
+        n = n_items if tol.limit is None else min(tol.limit, n_items)
+        criteria.append(criterion_power(tol, n=n, confidence=confidence, kind=planning_kind(tol.metric), looks=looks,
+                                        assumed_discordance=PLANNING_DISCORDANCE))
+    fid = quality.fidelity if quality else None
+    for limit_name, limit in (("max_kl", fid.max_kl if fid else None),
+                              ("max_flip_rate", fid.max_flip_rate if fid else None)):
+        if limit is not None:
+            criteria.append(CriterionPower(criterion=f"fidelity/{limit_name}", n=TARGET_DOCUMENTS, smallest_look=TARGET_DOCUMENTS,
+                                           power=None, assumption="needs the spread between documents a run measures"))
+    return spec_power(criteria)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gate.errors import InputError
+from gate.result import CriterionPower, SpecPower
 from gate.spec.models import MetricTolerance
 from gate.verdict.intervals import decision_level, t_quantile
 from gate.verdict.sequential import SequentialPlan
@@ -43,6 +44,7 @@ from gate.verdict.stats import (
     SCORE_KINDS,
     PairedScores,
     _check_confidence,
+    normal_cdf,
     normal_quantile,
 )
 
@@ -368,3 +370,66 @@ def plan_looks(
     if sizes == plan.look_sizes:
         return plan
     return SequentialPlan.for_look_sizes(sizes, confidence=confidence, spending=spending)  # type: ignore[arg-type]
+
+
+# --- Power at the declared size (what `gate check` shows before GPU time) -------------------------
+
+
+def criterion_power(
+    tolerance: MetricTolerance,
+    *,
+    n: int,
+    confidence: float,
+    kind: str,
+    looks: int = 4,
+    assumed_discordance: float = 0.10,
+    base_accuracy: float | None = None,
+) -> CriterionPower:
+    """The chance that an unchanged model PASSES this criterion on ``n`` items.
+
+    Binary scores: the score test's normal approximation at the final look's nominal level (a
+    lower bound for the sequential design, which may also stop earlier), per-item variance = the
+    assumed discordance; 0 below the decision floor. Real-valued scores: not computable before a
+    run has measured their spread (``power`` None). ``smallest_look`` is the first look of the
+    plan the run will use (no look below the decision floor).
+    """
+    name = f"{tolerance.task}/{tolerance.metric}"
+    plan = plan_looks([(tolerance, kind, base_accuracy)], n, looks=looks, confidence=confidence) if n > 0 else None
+    smallest = plan.look_sizes[0] if plan else 0
+    if kind != "binary" or plan is None:
+        return CriterionPower(criterion=name, n=n, smallest_look=smallest, power=None,
+                              assumption="needs the per-item spread a run measures")
+    relative = tolerance.tolerance_form in ("max_relative_drop", "max_relative_increase")
+    if relative and base_accuracy is None:
+        return CriterionPower(criterion=name, n=n, smallest_look=smallest, power=None,
+                              assumption="a relative tolerance needs the baseline accuracy a run measures")
+    floor = decision_floor(tolerance, kind, confidence, base_accuracy)
+    assumption = f"assumed discordance {_pct(assumed_discordance)}"
+    if floor < 0 or n < floor:
+        return CriterionPower(criterion=name, n=n, smallest_look=smallest, power=0.0, assumption=assumption)
+    margin = tolerance.tolerance * (base_accuracy or 1.0) if relative else tolerance.tolerance / 100.0
+    z = normal_quantile(decision_level(plan.nominal[-1]))
+    power = normal_cdf(margin * math.sqrt(n / assumed_discordance) - z)
+    return CriterionPower(criterion=name, n=n, smallest_look=smallest, power=power, assumption=assumption)
+
+
+def spec_power(criteria: list[CriterionPower]) -> SpecPower:
+    """Intersection-union: the spec PASSES only when every criterion does, so for independent
+    criteria its power is the product (an upper bound while some criterion's power is unknown)."""
+    known = [c.power for c in criteria if c.power is not None]
+    overall = math.prod(known) if known else None
+    return SpecPower(criteria=criteria, overall=overall)
+
+
+def describe_power(power: SpecPower) -> list[str]:
+    """Plain lines for a report, e.g. ``qg_reasoning/acc: 2,000 items (first look 500): power 81%
+    (assumed discordance 10%)`` and ``spec: power 52% (every criterion must PASS)``."""
+    lines = []
+    for c in power.criteria:
+        shown = "unknown" if c.power is None else f"{c.power * 100:.0f}%"
+        lines.append(f"{c.criterion}: {c.n:,} items (first look {c.smallest_look:,}): power {shown} ({c.assumption})")
+    if power.overall is not None:
+        unknown = sum(1 for c in power.criteria if c.power is None)
+        rest = f"; {unknown} criteria not known yet, so at most this" if unknown else ""
+        lines.append(f"spec: power {power.overall * 100:.0f}% (every criterion must PASS{rest})")
+    return lines

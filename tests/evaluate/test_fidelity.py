@@ -47,9 +47,10 @@ def test_token_windows_cover_exactly_the_requested_positions(model_and_reference
     assert all(2 <= len(w) <= 6 for w in windows)
 
 
-def test_default_window_spreads_the_tokens_over_32_documents() -> None:
-    assert (DEFAULT_TOKENS, DEFAULT_WINDOW) == (2048, 65)
-    assert [window_for(t) for t in (256, 1024, 2048, 8192, 100_000)] == [16, 33, 65, 256, 256]
+def test_default_window_spreads_the_tokens_over_64_documents() -> None:
+    assert (DEFAULT_TOKENS, DEFAULT_WINDOW) == (2048, 33)  # 64 documents of 32 positions
+    # 1,024 tokens (the examples): 32-token windows, 33 documents; long budgets: 256-token windows.
+    assert [window_for(t) for t in (256, 1024, 2048, 8192, 100_000)] == [32, 32, 33, 129, 256]
 
 
 def test_a_model_against_itself_has_no_divergence(model_and_reference: tuple) -> None:

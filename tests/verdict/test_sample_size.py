@@ -157,3 +157,28 @@ def test_recommended_n_gives_the_promised_power() -> None:
     z = tango_z(counts[:, 0], counts[:, 1], np.full(20_000, n), np.full(20_000, 0.01))
     power = float(np.mean(z < -normal_quantile(_level(0.95))))
     assert power == pytest.approx(0.80, abs=0.02)
+
+
+def test_power_at_the_declared_size_and_of_the_spec() -> None:
+    from gate.verdict.sample_size import criterion_power, describe_power, spec_power
+
+    # 2 points, discordance 10%, 2,000 items, 4 looks: final look nominal ~96.1%, decided at
+    # 1 - 0.8 * 0.039 = 96.9%; power = Phi(0.02 * sqrt(2000 / 0.1) - z_0.969).
+    tol = MetricTolerance(task="qa", metric="acc", max_drop=2.0)
+    c = criterion_power(tol, n=2000, confidence=0.95, kind="binary")
+    from gate.verdict.sequential import SequentialPlan
+
+    level = 1 - 0.8 * (1 - SequentialPlan.for_items(2000).nominal[-1])
+    assert c.power == pytest.approx(stats.norm.cdf(0.02 * math.sqrt(2000 / 0.1) - stats.norm.ppf(level)), abs=1e-9)
+    assert (c.n, c.smallest_look, c.assumption) == (2000, 500, "assumed discordance 10%")
+    short = criterion_power(tol, n=100, confidence=0.95, kind="binary")
+    assert (short.power, short.smallest_look) == (0.0, 100)  # below the decision floor (151): one look, no PASS
+    ppl = criterion_power(MetricTolerance(task="wiki", metric="word_perplexity", max_relative_increase=0.05),
+                          n=300, confidence=0.95, kind="perplexity")
+    assert ppl.power is None
+    spec = spec_power([c, c, ppl])
+    assert spec.overall == pytest.approx(c.power**2)
+    assert describe_power(spec)[-1] == (
+        f"spec: power {c.power**2 * 100:.0f}% (every criterion must PASS; 1 criteria not known yet, so at most this)"
+    )
+    assert describe_power(spec)[0] == f"qa/acc: 2,000 items (first look 500): power {c.power * 100:.0f}% (assumed discordance 10%)"
