@@ -202,7 +202,7 @@ def _limit_child() -> None:  # pragma: no cover - runs in the child
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 
 
-def render_in_sandbox(template: str) -> tuple[str | None, str | None]:
+def render_in_sandbox(template: str, seconds: float = RENDER_SECONDS) -> tuple[str | None, str | None]:
     """(sandbox SecurityError, other render error) of rendering ``template`` on the sample
     conversations in an isolated child process; both None when it renders."""
     job = json.dumps({"template": template, "contexts": SAMPLE_CONTEXTS})
@@ -211,10 +211,10 @@ def render_in_sandbox(template: str) -> tuple[str | None, str | None]:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limit_child,
     )
     try:
-        out, err = child.communicate(job.encode("utf-8", "surrogatepass"), timeout=RENDER_SECONDS)
+        out, err = child.communicate(job.encode("utf-8", "surrogatepass"), timeout=seconds)
     except subprocess.TimeoutExpired:
         _kill(child)
-        return None, f"rendering did not finish within {RENDER_SECONDS:g} s (over the render time limit)"
+        return None, f"rendering did not finish within {seconds:g} s (over the render time limit)"
     finally:
         if child.poll() is None:
             _kill(child)

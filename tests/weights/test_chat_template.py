@@ -83,9 +83,8 @@ def test_render_errors_and_limits() -> None:
     assert render_in_sandbox("{{ messages[9]['content'] }}") == (
         None, "does not render: UndefinedError: list object has no element 9"
     )
-    security, error = render_in_sandbox("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
-    assert security is None
-    assert error in ("rendering did not finish within 5 s (over the render time limit)", "rendering ran out of its CPU or memory limit")
+    loops = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    assert render_in_sandbox(loops, seconds=1.5) == (None, "rendering did not finish within 1.5 s (over the render time limit)")
 
 
 def scan(path: Path) -> FileReport:
