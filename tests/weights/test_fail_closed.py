@@ -351,3 +351,15 @@ def test_lock_refuses_what_it_cannot_pin(tmp_path: Path) -> None:
         " it cannot be pinned\n  Hint: pass the model directory or the GGUF file itself"
     )
     assert not (tmp_path / "m.lock.json").exists()
+
+
+def test_a_trained_sentencepiece_model_is_identified(tmp_path: Path) -> None:
+    import sentencepiece as spm
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"the quick brown fox {i} jumps over the lazy dog\n" for i in range(200)))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(tmp_path / "tokenizer"), vocab_size=40, minloglevel=2
+    )
+    report = scan(tmp_path / "tokenizer.model")
+    assert (report.format, report.verdict, report.reason) == (FileFormat.sentencepiece, FileVerdict.other, None)
