@@ -28,7 +28,10 @@ from gate.weights.remote_code import is_code
 DATA_MEMBER = re.compile(r"(^|/)data/\d+$")
 """Raw tensor bytes in a PyTorch zip: torch never unpickles them, so they count as pickles only
 when a pickle sits at their start."""
-DATA_MEMBER_SNIFF = 1 << 20
+DATA_MEMBER_SNIFF = 64 << 10
+"""Bytes of a raw tensor member read to look for a pickle at its start (a longer pickle there is
+truncated, so unparseable: still blocked). Not charged to ``total_bytes``: a 10 GB checkpoint has
+thousands of them; the members count and the time limit bound them."""
 INDEX_SUFFIX = ".safetensors.index.json"
 NESTING = "!/"
 """Joins the member paths of nested containers: ``inner.zip!/archive/data.pkl``."""
@@ -324,7 +327,8 @@ class _Scanner:
             except LimitExceeded as exc:
                 children.append((member.name, _Judged(FileFormat.unknown, FileVerdict.limit, reason=str(exc), limit=exc.limit)))
                 continue
-            self.budget.charge(len(content), f"zip member {member.name!r}")
+            if not data_member:
+                self.budget.charge(len(content), f"zip member {member.name!r}")
             child = _Source(io.BytesIO(content), len(content), member.name)
             if data_member:
                 judged = self._pickle(child, FileFormat.pickle, max_pickles=1)

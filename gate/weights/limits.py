@@ -35,8 +35,8 @@ class ScanLimits:
     """GGUF nested arrays."""
     json_nesting: int = 64
     """Nesting depth of a JSON file."""
-    json_bytes: int = 512 << 20
-    """One JSON or text file read to identify it."""
+    json_bytes: int = 128 << 20
+    """One JSON or text file read to identify it (the largest tokenizer.json files are ~35 MB)."""
     archive_depth: int = 3
     """Containers inside containers (zip in zip in gzip ...)."""
     members: int = 100_000

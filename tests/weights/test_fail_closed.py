@@ -363,3 +363,14 @@ def test_a_trained_sentencepiece_model_is_identified(tmp_path: Path) -> None:
     )
     report = scan(tmp_path / "tokenizer.model")
     assert (report.format, report.verdict, report.reason) == (FileFormat.sentencepiece, FileVerdict.other, None)
+
+
+def test_raw_tensor_members_do_not_count_against_total_bytes(tmp_path: Path) -> None:
+    """A big legacy checkpoint (thousands of data/N members) stays a QG505 matter, not a limit."""
+    path = tmp_path / "pytorch_model.bin"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pl.clean_pickle())
+        for index in range(6):
+            archive.writestr(f"archive/data/{index}", b"\x01\x02\x03\x04" * (32 << 10))
+    report = scan(path, ScanLimits(total_bytes=100 << 10))
+    assert (report.format, report.verdict, report.members) == (FileFormat.pytorch_zip, FileVerdict.safe_by_allowlist, ["archive/data.pkl"])
