@@ -13,6 +13,7 @@ there is none (``gate check``, tests, library use).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,13 +56,20 @@ class RunProgress:
     """Progress of one ``gate run`` on ``stream`` (bars when ``live``, plain lines otherwise)."""
 
     def __init__(self, stream: IO[str], *, live: bool, prefix: str = "gate run", plain_interval: float = 15.0,
-                 clock: Clock = time.monotonic) -> None:
+                 heartbeat: float = 30.0, clock: Clock = time.monotonic) -> None:
         self.stream = stream
         self.live = live
         self.prefix = prefix
         self.plain_interval = plain_interval
+        self.heartbeat = heartbeat
+        """Plain lines: after this many quiet seconds, say what is still running and for how long."""
         self.clock = clock
         self.stage_name = ""
+        self._lock = threading.Lock()
+        self._last_line = clock()
+        self._activity: tuple[str, float] | None = None
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
         self._steps: dict[str, _Step] = {}
         self._stage_task: Any = None
         self._bars: Any = None
@@ -99,6 +107,7 @@ class RunProgress:
         self._close_steps()
         self._close_stage()
         self.stage_name = name
+        self._activity = None
         if self._bars is not None:
             self._stage_task = self._bars.add_task("", total=None, stage=name)
 
@@ -112,6 +121,7 @@ class RunProgress:
                 self._bars.update(self._stage_task, description=message.split(": ", 1)[-1][:60])
         else:
             self._line(f"{label}{message}")
+            self._activity = (f"{label}{message}", self.clock())
 
     # -- counted steps ------------------------------------------------------------------------
     def update(self, what: str, done: int, total: int | None) -> None:
@@ -128,12 +138,14 @@ class RunProgress:
         if self._bars is not None:
             self._bars.update(step.task, completed=done, total=step.total)
             return
+        self._activity = (f"{self._label(what)} {self._counts(done, step.total)}", step.started)
         finished = step.total is not None and done >= step.total
         if finished or now - step.last_line >= self.plain_interval:
             step.last_line = now
             self._line(self._status(step, now))
         if finished:
             del self._steps[what]
+            self._activity = None
 
     def _close_stage(self) -> None:
         if self._bars is not None and self._stage_task is not None:
@@ -163,16 +175,33 @@ class RunProgress:
         return " · ".join(parts)
 
     def _line(self, text: str) -> None:
-        self.stream.write(f"{self.prefix}: {text}\n")
-        self.stream.flush()
+        with self._lock:
+            self.stream.write(f"{self.prefix}: {text}\n")
+            self.stream.flush()
+            self._last_line = self.clock()
+
+    def _beating(self) -> None:
+        """CI logs: a long uncounted step (an lm-eval task) still gets a line every ``heartbeat`` seconds."""
+        while not self._stop.wait(min(1.0, self.heartbeat)):
+            activity = self._activity
+            now = self.clock()
+            if activity is not None and now - self._last_line >= self.heartbeat:
+                text, since = activity
+                self._line(f"{text} · still running, {duration(now - since)} elapsed")
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> RunProgress:
         if self._bars is not None:
             self._bars.start()
+        elif self.heartbeat > 0:
+            self._beat = threading.Thread(target=self._beating, name="gate-progress", daemon=True)
+            self._beat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
         self._close_steps()
         self._close_stage()
         if self._bars is not None:

@@ -68,3 +68,17 @@ def test_estimates_and_durations() -> None:
     assert estimate_left(10.0, 0, 20) is None
     assert estimate_left(10.0, 3, 0) is None
     assert [duration(s) for s in (4.21, 185, 3725)] == ["4.2 s", "3 min 05 s", "1 h 02 min"]
+
+
+def test_ci_logs_get_a_heartbeat_while_an_uncounted_step_runs() -> None:
+    import time
+
+    out = io.StringIO()
+    with RunProgress(out, live=False, heartbeat=0.05) as progress:
+        progress.stage("evaluate-baseline")
+        progress.say("baseline: qg_license_ppl (48 items)")
+        time.sleep(0.3)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "gate run: baseline: qg_license_ppl (48 items)"
+    assert lines[1].startswith("gate run: baseline: qg_license_ppl (48 items) · still running, ")
+    assert lines[1].endswith(" s elapsed")
