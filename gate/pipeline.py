@@ -103,7 +103,6 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
         loaded = stage("spec", lambda: load_spec(path))
         outcome.loaded = loaded
         # Imported after the spec loads, so a spec error is reported even if a later stage is broken.
-        from gate.evaluate.suites import scan_spec_tasks
         from gate.plan.catalog import load_catalog
         from gate.plan.memory import plan_for_spec
         from gate.policy.engine import load_policy_set, run_checks
@@ -119,7 +118,11 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
         weights = stage("weights", lambda: scan_spec_weights(
             loaded, options.repo_root, scan_values=scan_values, base_ref=options.policies_ref))
         calibration = stage("calibration", lambda: inspect_calibration(loaded, options.repo_root))
-        tasks = stage("tasks", lambda: scan_spec_tasks(loaded, options.repo_root))
+        tasks = None
+        if (options.repo_root / "tasks").is_dir():  # suites.REPO_TASKS_DIR; imported only when there are tasks
+            from gate.evaluate.suites import scan_spec_tasks
+
+            tasks = stage("tasks", lambda: scan_spec_tasks(loaded, options.repo_root))
         if weights is not None and (weights.blocked_by_content or weights.with_verdict(FileVerdict.invalid)):
             # Never parse files the weight scan judged unsafe or invalid; its findings say why.
             plan = None
