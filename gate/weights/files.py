@@ -162,10 +162,11 @@ class _Scanner:
         if (kind := archive.opaque_kind(prefix)) is not None:
             return _Judged(FileFormat.sevenzip, FileVerdict.unparseable,
                            reason=f"{kind} archive: the gate has no {kind} reader, and such an archive can hold pickles")
+        if archive.is_zip(handle, prefix):
+            # Before GGUF: torch.load finds a zip by its end record, so a GGUF/zip polyglot is a zip.
+            return self._zip(source, depth)
         if prefix.startswith(gguf_check.GGUF_MAGIC):
             return self._gguf(source)
-        if archive.is_zip(handle, prefix):
-            return self._zip(source, depth)
         if safetensors_check.looks_like_safetensors(prefix, size):
             return self._safetensors(source)
         if archive.is_tar(handle, size):

@@ -374,3 +374,16 @@ def test_raw_tensor_members_do_not_count_against_total_bytes(tmp_path: Path) -> 
             archive.writestr(f"archive/data/{index}", b"\x01\x02\x03\x04" * (32 << 10))
     report = scan(path, ScanLimits(total_bytes=100 << 10))
     assert (report.format, report.verdict, report.members) == (FileFormat.pytorch_zip, FileVerdict.safe_by_allowlist, ["archive/data.pkl"])
+
+
+def test_gguf_zip_polyglot_is_judged_as_the_zip_torch_would_load(tmp_path: Path, canary: Path) -> None:
+    from tests.weights.test_gguf_check import write_gguf
+
+    path = write_gguf(tmp_path / "model.bin")
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as archive:
+        archive.writestr("archive/data.pkl", pl.stack_global(f"touch {canary}"))
+    with path.open("ab") as handle:  # zip readers find the end record; offsets are relative to it
+        handle.write(payload.getvalue())
+    report = scan(path)
+    assert (report.verdict, report.member) == (FileVerdict.unsafe, "archive/data.pkl")
