@@ -30,8 +30,6 @@ class Facts:
     """Set by the plan stage."""
     tasks: TaskScan | None = None
     """The repository tasks the spec evaluates, checked (None when the repository has no ``tasks/``)."""
-    tasks: TaskScan | None = None
-    """The repository tasks the spec evaluates, checked (None when the repository has no ``tasks/``)."""
     calibration: CalibrationFile | None = None
     """Set by the calibration stage (None when it did not run or the spec has no calibration)."""
     performance: PerformanceResult | None = None
