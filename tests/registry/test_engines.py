@@ -41,17 +41,17 @@ def test_paths_and_urls_select_the_engine(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_migrations_build_the_queried_schema_on_both_engines(registry_url: str) -> None:
     registry = Registry(registry_url)
-    assert registry.migrate() == MIGRATIONS[-1][0] == 2
+    assert registry.migrate() == MIGRATIONS[-1][0] == 3
     engine = create_engine(registry.target.url)
     try:
         found = inspect(engine)
         for table in metadata.sorted_tables:
             assert [c["name"] for c in found.get_columns(table.name)] == [c.name for c in table.columns], table.name
         assert {i["name"] for i in found.get_indexes("runs")} >= {"runs_recorded", "runs_model_recorded",
-                                                                   "runs_verdict_recorded"}
+                                                                   "runs_verdict_recorded", "runs_model_history"}
     finally:
         engine.dispose()
-    assert Registry(registry_url).migrate() == 2  # idempotent
+    assert Registry(registry_url).migrate() == 3  # idempotent
 
 
 def test_a_version_1_sqlite_registry_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -63,13 +63,13 @@ def test_a_version_1_sqlite_registry_is_upgraded_in_place(tmp_path: Path) -> Non
     engine.dispose()
     with pytest.raises(RegistryError) as exc:
         Registry(db).list_runs()
-    assert str(exc.value) == (f"{db}: registry schema version 1 is older than this gate's (2)\n"
+    assert str(exc.value) == (f"{db}: registry schema version 1 is older than this gate's (3)\n"
                               "  Hint: run any writing command (e.g. `gate registry migrate`) to upgrade it")
     registry = Registry(db)
     run_id = registry.record(make_result())
     assert registry.get(run_id).model == "support-assistant"
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("SELECT count(*) FROM baseline_results").fetchone()[0] == 0
 
 
@@ -80,7 +80,7 @@ def test_postgres_newer_schema_is_refused_and_left_untouched(pg_url: str, pg_clu
     with pytest.raises(RegistryError) as exc:
         Registry(pg_url).record(make_result())
     shown = pg_url.replace(pg.PASSWORD, "***")
-    assert str(exc.value) == (f"{shown}: registry schema version 99 is newer than this gate supports (2)\n"
+    assert str(exc.value) == (f"{shown}: registry schema version 99 is newer than this gate supports (3)\n"
                               "  Hint: upgrade quant-gate; the database was left untouched")
     assert pg_cluster.psql("SELECT count(*) FROM runs", database).strip() == "1"
 

@@ -88,7 +88,7 @@ def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(RegistryError) as exc:
         Registry(db).record(make_result())
     assert str(exc.value) == (
-        f"{db}: registry schema version 99 is newer than this gate supports (2)\n"
+        f"{db}: registry schema version 99 is newer than this gate supports (3)\n"
         "  Hint: upgrade quant-gate; the database was left untouched"
     )
     assert db.read_bytes() == before
