@@ -387,3 +387,11 @@ def test_gguf_zip_polyglot_is_judged_as_the_zip_torch_would_load(tmp_path: Path,
         handle.write(payload.getvalue())
     report = scan(path)
     assert (report.verdict, report.member) == (FileVerdict.unsafe, "archive/data.pkl")
+
+
+def test_a_file_too_big_to_identify_is_unknown_not_a_limit(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07" + b"\x00" * 4094)
+    report = scan(path, ScanLimits(json_bytes=1024))
+    assert (report.verdict, report.limit) == (FileVerdict.unknown, None)  # QG512: a policy may allow .onnx
+    assert report.reason == "4096 bytes: over the `json_bytes` limit of 1024 for identifying text, JSON or SentencePiece"
