@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Build the llama.cpp tools the gate uses (GGUF quantization, importance matrix,
+# perplexity, serving) from the llama.cpp tree vendored in a pinned PyPI
+# `llama-cpp-python` sdist, into a versioned cache directory. One command,
+# idempotent: a second call finds the finished build and exits at once.
+#
+#   scripts/build-llama-cpp.sh          # build (or find) and print the directory
+#
+# Result: $QUANT_GATE_LLAMA_CPP_DIR (default
+# ${XDG_CACHE_HOME:-~/.cache}/quant-gate/llama.cpp/<version>) holding
+#   bin/llama-quantize bin/llama-imatrix bin/llama-perplexity bin/llama-server
+#   convert/convert_hf_to_gguf.py convert/gguf-py/   (same tree as the binaries)
+#   manifest.json                                     (version, sha256, timings)
+# The gate reads the same variable (gate/quantize/llamacpp.py).
+# Needs cmake, ninja and a C++ compiler:
+#   apt-get install -y cmake build-essential ninja-build
+set -euo pipefail
+
+VERSION="0.3.36"
+SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+TARGETS=(llama-quantize llama-imatrix llama-perplexity llama-server)
+
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/quant-gate/llama.cpp"
+DEST="${QUANT_GATE_LLAMA_CPP_DIR:-$CACHE_ROOT/$VERSION}"
+JOBS="${QUANT_GATE_BUILD_JOBS:-$(nproc)}"
+PIP="${PIP:-}"
+if [ -z "$PIP" ]; then
+  if [ -x "$(dirname "$0")/../.venv/bin/pip" ]; then PIP="$(dirname "$0")/../.venv/bin/pip"; else PIP="python3 -m pip"; fi
+fi
+
+complete() {
+  [ -f "$DEST/manifest.json" ] || return 1
+  for t in "${TARGETS[@]}"; do [ -x "$DEST/bin/$t" ] || return 1; done
+  [ -f "$DEST/convert/convert_hf_to_gguf.py" ] && [ -d "$DEST/convert/gguf-py/gguf" ] && [ -d "$DEST/convert/conversion" ]
+}
+
+if complete; then echo "$DEST"; exit 0; fi
+
+for tool in cmake ninja c++; do
+  command -v "$tool" >/dev/null || {
+    echo "build-llama-cpp: '$tool' not found. Hint: apt-get install -y cmake build-essential ninja-build" >&2
+    exit 2
+  }
+done
+
+mkdir -p "$(dirname "$DEST")"
+exec 9>"$DEST.lock"
+flock 9            # one build at a time; a waiter finds the finished one below
+if complete; then echo "$DEST"; exit 0; fi
+
+WORK="$(mktemp -d "$DEST.partial.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+start=$(date +%s)
+
+echo "build-llama-cpp: fetching llama-cpp-python==$VERSION (sdist)" >&2
+$PIP download -q --no-binary :all: --no-deps "llama-cpp-python==$VERSION" -d "$WORK/dl" >&2
+SDIST="$WORK/dl/llama_cpp_python-$VERSION.tar.gz"
+got="$(sha256sum "$SDIST" | cut -d' ' -f1)"
+if [ "$got" != "$SHA256" ]; then
+  echo "build-llama-cpp: $SDIST: sha256 $got, expected $SHA256. Hint: the pinned sdist changed upstream; do not build it" >&2
+  exit 3
+fi
+tar -xzf "$SDIST" -C "$WORK" "llama_cpp_python-$VERSION/vendor/llama.cpp"
+SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
+fetched=$(date +%s)
+
+echo "build-llama-cpp: configuring (jobs=$JOBS)" >&2
+cmake -S "$SRC" -B "$WORK/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >&2
+echo "build-llama-cpp: building ${TARGETS[*]}" >&2
+cmake --build "$WORK/build" --parallel "$JOBS" --target "${TARGETS[@]}" >&2
+built=$(date +%s)
+
+OUT="$WORK/out"
+mkdir -p "$OUT/bin" "$OUT/convert"
+for t in "${TARGETS[@]}"; do install -m 0755 "$WORK/build/bin/$t" "$OUT/bin/$t"; done
+cp "$SRC/convert_hf_to_gguf.py" "$OUT/convert/"
+cp -r "$SRC/gguf-py" "$OUT/convert/gguf-py"
+cp -r "$SRC/conversion" "$OUT/convert/conversion"   # convert_hf_to_gguf.py's model classes
+cp "$SRC/LICENSE" "$OUT/LICENSE"
+commit="$(cat "$WORK/llama_cpp_python-$VERSION/.git/modules/vendor/llama.cpp/HEAD" 2>/dev/null || echo unknown)"
+cpu="$(grep -m1 '^flags' /proc/cpuinfo | sha256sum | cut -c1-16)"
+cat > "$OUT/manifest.json" <<JSON
+{
+  "llama_cpp_python": "$VERSION",
+  "sdist_sha256": "$SHA256",
+  "llama_cpp_commit": "$commit",
+  "targets": ["${TARGETS[0]}", "${TARGETS[1]}", "${TARGETS[2]}", "${TARGETS[3]}"],
+  "cmake": "-G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF",
+  "cpu_flags_sha256_16": "$cpu",
+  "jobs": $JOBS,
+  "fetch_seconds": $((fetched - start)),
+  "build_seconds": $((built - fetched)),
+  "built_at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+}
+JSON
+rm -rf "$DEST"
+mv "$OUT" "$DEST"          # appears whole or not at all
+echo "build-llama-cpp: done in $((built - start)) s" >&2
+echo "$DEST"
