@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -64,6 +65,17 @@ def render_json(files: list[FileReport], remote: RemoteCode, code: int) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _plain(text: str) -> str:
+    """Names from hostile files (zip members, templates) as inert text: rich markup escaped,
+    control characters (ANSI/OSC sequences) shown as escapes, never sent to the terminal."""
+    from rich.markup import escape
+
+    return escape(_CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text))
+
+
 def render_table(files: list[FileReport], remote: RemoteCode, *, color: bool = False, allow_types: tuple[str, ...] = ()) -> str:
     from rich.console import Console
     from rich.table import Table
@@ -90,10 +102,10 @@ def render_table(files: list[FileReport], remote: RemoteCode, *, color: bool = F
         for t in f.chat_templates:
             for problem in [*t.hostile, *([t.render_error] if t.render_error else [])]:
                 detail = (detail + "; " if detail else "") + f"chat template {t.name}: {problem}"
-        table.add_row(f.path, f.format.value, f"[{styles[f.verdict]}]{f.verdict.value}[/]", detail)
+        table.add_row(_plain(f.path), f.format.value, f"[{styles[f.verdict]}]{f.verdict.value}[/]", _plain(detail))
     console.print(table)
     for path in remote.auto_map_files:
-        console.print(f"[bold red]remote code[/]: {path} declares auto_map ({'; '.join(remote.auto_map)})")
+        console.print(f"[bold red]remote code[/]: {_plain(path)} declares auto_map ({_plain('; '.join(remote.auto_map))})")
     counts: dict[str, int] = {}
     for f in files:
         counts[f.verdict.value] = counts.get(f.verdict.value, 0) + 1

@@ -100,3 +100,15 @@ def test_gate_scan_and_check_modules_do_not_import_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_scan_table_never_prints_markup_or_escapes_from_member_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import zipfile
+
+    path = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("[bold]x[/bold]\x1b[2J\x1b]8;;http://evil/\x07.pkl", pl.stack_global("touch /nonexistent/x"))
+    assert main(["scan", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "[bold]x[/bold]\\x1b[2J\\x1b]8;;http://evil/\\x07.pkl" in out.replace("\n", "").replace("│", "").replace(" ", "")
