@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from gate.report.github import sticky_jq
 from tests.plan.test_changes import commit, git, make_repo, spec_text, write
 from tests.report.samples import failed_run
 
@@ -443,8 +444,7 @@ def test_blocked_check_skips_gpu_and_reports(workflow: dict[str, Any], tmp_path:
     proc, _ = runner.run("report", "Post or update the sticky PR comment")
     assert proc.returncode == 0, proc.stderr
     assert runner.gh_log.read_text().splitlines() == [
-        "api --paginate repos/acme/models/issues/17/comments --jq .[] | select(.body | startswith(\""
-        f"{MARKER}\")) | .id",
+        f"api --paginate repos/acme/models/issues/17/comments --jq {sticky_jq()}",
         "api --method POST repos/acme/models/issues/17/comments -F body=@gate-out/comment.md",
     ]
     assert Path(f"{runner.gh_log}.body").read_text(encoding="utf-8") == comment
