@@ -7,11 +7,11 @@ import argparse
 from gate.errors import InputError
 from gate.suggest import unknown_choice_message
 
-HELP = "explain a rule: what it requires, why, and how to fix a violation"
+HELP = "explain a rule (what it requires, why, how to fix a violation) or a quantization method (formats, targets)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rule", help="rule id (QG101) or slug (scale.constraint-declared)")
+    parser.add_argument("rule", help="rule id (QG101), slug (scale.constraint-declared) or quantization method (gguf)")
 
 
 def explain_text(wanted: str) -> str:
@@ -27,6 +27,10 @@ def explain_text(wanted: str) -> str:
     check = ENGINE_CHECKS.get(wanted.upper()) or next((c for c in ENGINE_CHECKS.values() if c.slug == wanted), None)
     if check is not None:
         return check.explain()
+    from gate.quantize.registry import DESCRIPTORS, explain_backend
+
+    if wanted.lower() in DESCRIPTORS:
+        return explain_backend(wanted.lower())
     raise InputError(
         unknown_choice_message("rule", wanted.upper() if wanted[:2].lower() == "qg" else wanted, [*rules, *ENGINE_CHECKS]),
         hint="`gate policy rules` lists every rule; custom rules are explained by `gate policy show`",

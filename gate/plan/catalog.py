@@ -66,7 +66,10 @@ class Hardware(BaseModel):
         return self
 
     def has_fast_kernels(self, fmt: str) -> bool:
-        return fmt in self.fast_formats
+        """True when the format, or its kernel family (``gguf`` for ``gguf-q4_k_m``), is listed."""
+        from gate.plan.kernels import kernel_names
+
+        return any(name in self.fast_formats for name in kernel_names(fmt))
 
     @property
     def capability(self) -> tuple[int, int] | None:

@@ -1,8 +1,10 @@
 """Format x hardware: the serialized formats the gate knows, which method produces each, and why.
 
-The catalog (``gate/data/hardware.yaml``) lists per target which of these formats have fast
-kernels there; this module is the vocabulary it is validated against and what ``gate init``
-reasons with (DOMAIN.md, "Format x hardware").
+The formats the gate produces come from the backends' descriptors (``gate/quantize/*.py``,
+``DESCRIPTOR``); formats produced by external tooling only are listed here. The catalog
+(``gate/data/hardware.yaml``) lists per target which of these formats (or format families, such
+as ``gguf`` for every GGUF type) have fast kernels there; this module is the vocabulary it is
+validated against and what ``gate init`` reasons with (DOMAIN.md, "Format x hardware").
 """
 
 from __future__ import annotations
@@ -20,23 +22,35 @@ class FormatInfo:
     bits: tuple[int, ...]
     runs_fast_on: str
     """DOMAIN.md's "runs fast on" column."""
+    family: str | None = None
+    """Kernel family the hardware catalog may name instead (``gguf`` for ``gguf-q4_k_m``)."""
+    bits_per_weight: float | None = None
+    """Bytes per weight x 8 for fixed-block formats (scales included); None: ``bits`` + group scales."""
 
 
-FORMATS: dict[str, FormatInfo] = {
-    f.name: f
-    for f in (
-        FormatInfo("awq-gemm", "awq", (4,), "NVIDIA GPUs, compute capability >= 7.5 (batched GEMM kernels)"),
-        FormatInfo("awq-gemv", "awq", (4,), "NVIDIA GPUs, compute capability >= 7.5 (batch-1 GEMV kernels)"),
-        FormatInfo("awq-marlin", "awq", (4,), "NVIDIA GPUs, compute capability >= 8.0 (Marlin kernels)"),
-        FormatInfo("gptq", None, (4, 8), "NVIDIA GPUs (exllama kernels)"),
-        FormatInfo("gptq-marlin", None, (4, 8), "NVIDIA GPUs, compute capability >= 8.0 (Marlin kernels)"),
-        FormatInfo("int8-weight-only", "int8", (8,), "NVIDIA GPUs and CPUs with strong integer units"),
-        FormatInfo("llm-int8", "int8", (8,), "NVIDIA GPUs; CPU backend in recent bitsandbytes"),
-        FormatInfo("fp8", None, (8,), "NVIDIA Hopper/Ada, compute capability >= 8.9"),
-        FormatInfo("gguf", None, (2, 3, 4, 5, 6, 8), "CPUs, Apple silicon, consumer GPUs via llama.cpp"),
-        FormatInfo("rtn", "rtn", (2, 3, 4, 8), "anywhere (dequantize + matmul): a correctness reference"),
-    )
-}
+EXTERNAL: tuple[FormatInfo, ...] = (
+    FormatInfo("gptq", None, (4, 8), "NVIDIA GPUs (exllama kernels)"),
+    FormatInfo("gptq-marlin", None, (4, 8), "NVIDIA GPUs, compute capability >= 8.0 (Marlin kernels)"),
+    FormatInfo("fp8", None, (8,), "NVIDIA Hopper/Ada, compute capability >= 8.9"),
+    FormatInfo("gguf", None, (2, 3, 4, 5, 6, 8),
+               "CPUs, Apple silicon, consumer GPUs via llama.cpp (any GGUF type; the gguf method writes gguf-<type>)"),
+)
+"""Formats no descriptor produces (or, for ``gguf``, the family name the catalog uses)."""
+
+
+def _formats() -> dict[str, FormatInfo]:
+    from gate.quantize.registry import DESCRIPTORS
+
+    out: dict[str, FormatInfo] = {}
+    for descriptor in DESCRIPTORS.values():
+        for f in descriptor.formats:
+            out[f.name] = FormatInfo(f.name, descriptor.alias, f.bits, f.runs_fast_on, f.family, f.bits_per_weight)
+    for info in EXTERNAL:
+        out.setdefault(info.name, info)
+    return out
+
+
+FORMATS: dict[str, FormatInfo] = _formats()
 
 
 def formats_of(method: str) -> list[str]:
@@ -47,3 +61,15 @@ def formats_of(method: str) -> list[str]:
 def method_for(fmt: str) -> str | None:
     info = FORMATS.get(fmt)
     return info.method if info else None
+
+
+def kernel_names(fmt: str) -> tuple[str, ...]:
+    """The names a hardware catalog entry may list for ``fmt``: itself, then its family."""
+    info = FORMATS.get(fmt)
+    return (fmt, info.family) if info and info.family else (fmt,)
+
+
+def bits_per_weight(fmt: str | None) -> float | None:
+    """Storage bits per quantized weight of a fixed-block format, None for group-wise formats."""
+    info = FORMATS.get(fmt) if fmt else None
+    return info.bits_per_weight if info else None

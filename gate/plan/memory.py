@@ -4,6 +4,8 @@ Everything comes from metadata (safetensors headers, ``config.json``, GGUF tenso
 from loading the model. Per component (decimal GB, 1 GB = 10**9 bytes, as hardware is sold):
 
 * quantized weights: ``numel x bits / 8`` for the 2-D linear weights inside the decoder blocks;
+  for fixed-block formats (GGUF types) ``numel x bits_per_weight / 8`` from the backend's
+  descriptor (``gguf-q4_k_m`` 4.89, ``gguf-q8_0`` 8.5, ...), block scales included;
 * scales/zeros: per group of ``group_size`` input columns (per output row when per-channel), a
   16-bit scale plus a zero point (packed at ``bits`` for AWQ, 16-bit for other group-wise methods,
   none for symmetric per-channel int8);
@@ -228,16 +230,26 @@ def estimate(
     context: int = DEFAULT_CONTEXT,
     batch: int = DEFAULT_BATCH,
     device_kind: str = "gpu",
+    fmt: str | None = None,
 ) -> Estimate:
-    """Component bytes of ``ckpt`` quantized to ``bits`` (16 = unquantized) at the given serving shape."""
+    """Component bytes of ``ckpt`` quantized to ``bits`` (16 = unquantized) at the given serving shape.
+
+    A fixed-block format (GGUF types) stores ``bits_per_weight`` per weight with its block scales
+    included: its scales/zeros component is zero and its group size is the format's block."""
+    from gate.plan.kernels import bits_per_weight
+
     keep = keep_full_precision or []
     quant_bits = qparams = scale_bits = full = 0
     indivisible: list[str] = []
     zero_bits = zero_point_bits(method, bits, group_size)
+    block_bpw = bits_per_weight(fmt) if bits < 16 else None
     for tensor in ckpt.tensors:
         if bits < 16 and is_quantizable(tensor) and not kept(tensor.name, keep):
             rows, cols = tensor.shape
             qparams += tensor.numel
+            if block_bpw is not None:
+                quant_bits += int(tensor.numel * block_bpw)
+                continue
             quant_bits += tensor.numel * bits
             if group_size is not None and group_size > 0:
                 groups = -(-cols // group_size)
@@ -285,6 +297,7 @@ def build_plan(
     target_memory_source: str | None,
     device_kind: str,
     notes: list[str] | None = None,
+    fmt: str | None = None,
 ) -> MemoryPlan:
     """The plan of one checkpoint at one precision against one target (pure; no I/O)."""
     notes = list(notes or [])
@@ -296,7 +309,7 @@ def build_plan(
         batch = DEFAULT_BATCH
         notes.append(f"batch not declared: planned at batch {batch}")
     est = estimate(ckpt, bits=bits, group_size=group_size, method=method, keep_full_precision=keep_full_precision,
-                   context=context, batch=batch, device_kind=device_kind)
+                   context=context, batch=batch, device_kind=device_kind, fmt=fmt)
     limit = int(target_memory_gb * GB) if target_memory_gb is not None else None
     fits = None if limit is None else est.total <= limit
     spec_group = group_size if bits == 4 else None
@@ -418,4 +431,5 @@ def plan_for_spec(loaded: LoadedSpec, catalog: HardwareCatalog, weights: Any, re
         target_memory_source=memory_source,
         device_kind=hardware.kind if hardware else "gpu",
         notes=notes,
+        fmt=q.format if q else None,
     )

@@ -115,6 +115,7 @@ def produce_artifact(
         raise
     max_ratio = float(q.options.get("sanity_max_ratio", DEFAULT_MAX_RATIO))
 
+    from gate.quantize.sources import package_versions
     from gate.runtime import library_versions
 
     import_torch_for_versions()
@@ -136,6 +137,7 @@ def produce_artifact(
         },
         "baseline": baseline.identity,
         "versions": {k: libs.get(k) for k in KEY_PACKAGES},
+        "backend": {"alias": q.method, "packages": package_versions(quantizer.packages), **quantizer.cache_fields()},
         "device": {k: hardware.get(k) for k in ("device", "cuda", "gpu")},
     }
     key = cache_key(key_fields)
@@ -368,7 +370,7 @@ def sanity_texts() -> list[str]:
 def load_for_eval(path: Path, device: str = "cpu") -> tuple[Any, Any]:
     """``(model, tokenizer)`` for a baseline or artifact directory: eval mode, fp32 on CPU, fp16 on CUDA.
 
-    Dispatches on ``config.json``'s ``quantization_config.quant_method`` (awq, torchao, gate-rtn);
+    Dispatches on ``config.json``'s ``quantization_config.quant_method`` (awq, torchao, gate-rtn, gguf);
     a directory without one is an unquantized baseline.
     """
     from gate.quantize.sources import load_hf_model, load_tokenizer
@@ -382,10 +384,10 @@ def load_for_eval(path: Path, device: str = "cpu") -> tuple[Any, Any]:
     if not qconfig:
         return load_hf_model(path, device), load_tokenizer(path)
     method = str(qconfig.get("quant_method", ""))
-    alias = {"awq": "awq", "torchao": "int8", "gate-rtn": "rtn"}.get(method)
+    alias = {"awq": "awq", "torchao": "int8", "gate-rtn": "rtn", "gguf": "gguf"}.get(method)
     if alias is None:
         raise BackendError(
             f"{config_path}: quantization_config.quant_method {method!r} is not one the gate can load",
-            hint="artifacts come from `gate run` (awq, torchao int8, gate-rtn)",
+            hint="artifacts come from `gate run` (awq, torchao int8, gate-rtn, gguf)",
         )
     return get_quantizer(alias).load(path, device), load_tokenizer(path)

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gate.quantize.descriptor import BackendDescriptor, FormatSpec
 from gate.quantize.interface import (
     ModelShape,
     Progress,
@@ -38,6 +39,23 @@ from gate.quantize.interface import (
 )
 
 FORMATS = {"awq-gemm": "GEMM", "awq-gemv": "GEMV"}
+"""Formats autoawq writes -> its ``version`` name."""
+
+DESCRIPTOR = BackendDescriptor(
+    alias="awq",
+    implementation="gate.quantize.awq:AwqBackend",
+    summary="AWQ W4A16 through autoawq 0.2.9 (archived; the legacy AWQ path, with the gate's CPU fix)",
+    formats=(
+        FormatSpec("awq-gemm", (4,), "NVIDIA GPUs, compute capability >= 7.5 (batched GEMM kernels)"),
+        FormatSpec("awq-gemv", (4,), "NVIDIA GPUs, compute capability >= 7.5 (batch-1 GEMV kernels)"),
+        FormatSpec("awq-marlin", (4,), "NVIDIA GPUs, compute capability >= 8.0 (Marlin kernels)"),
+    ),
+    bits=(4,),
+    needs_calibration=True,
+    requires=("torch", "transformers", "awq"),
+    sanctioned_for=("gpu",),
+    legacy=True,
+)
 
 
 def _safe_quantizer_cls() -> type:
@@ -66,10 +84,10 @@ QUANTIZER_FACTORY = _safe_quantizer_cls
 
 
 class AwqBackend(Quantizer):
-    alias = "awq"
-    supported_bits = (4,)
+    alias = DESCRIPTOR.alias
+    supported_bits = DESCRIPTOR.bits
     supports_keep_full_precision = True
-    needs_calibration = True
+    needs_calibration = DESCRIPTOR.needs_calibration
     packages = ("torch", "transformers", "autoawq")
     option_names = ("clip_search", "zero_point", "duo_scaling")
 

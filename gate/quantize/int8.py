@@ -17,14 +17,28 @@ from pathlib import Path
 from typing import Any
 
 from gate.quantize.checks import matches
+from gate.quantize.descriptor import BackendDescriptor, FormatSpec
 from gate.quantize.interface import Progress, QuantizeOutcome, Quantizer, QuantizeRequest
+
+DESCRIPTOR = BackendDescriptor(
+    alias="int8",
+    implementation="gate.quantize.int8:Int8Backend",
+    summary="weight-only INT8 through torchao (per channel or group-wise)",
+    formats=(
+        FormatSpec("int8-weight-only", (8,), "NVIDIA GPUs and CPUs with strong integer units"),
+        FormatSpec("llm-int8", (8,), "NVIDIA GPUs; CPU backend in recent bitsandbytes"),
+    ),
+    bits=(8,),
+    requires=("torch", "transformers", "torchao"),
+    sanctioned_for=("gpu", "cpu"),
+)
 
 
 class Int8Backend(Quantizer):
-    alias = "int8"
-    supported_bits = (8,)
+    alias = DESCRIPTOR.alias
+    supported_bits = DESCRIPTOR.bits
     supports_keep_full_precision = True
-    needs_calibration = False
+    needs_calibration = DESCRIPTOR.needs_calibration
     packages = ("torch", "transformers", "torchao")
     option_names = ()
 

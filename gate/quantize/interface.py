@@ -121,6 +121,11 @@ class Quantizer(ABC):
 
         check_request(self, request, shape)
 
+    def cache_fields(self) -> dict[str, Any]:
+        """What else determines the artifact's bytes (e.g. an external tool's build); part of the
+        content-cache key. Python package versions are keyed already."""
+        return {}
+
     def validate_calibration(self, request: QuantizeRequest, baseline: Path) -> None:
         """Check the calibration texts suit this backend (default: nothing to check)."""
         return None

@@ -1,7 +1,9 @@
 """The quantizer registry: the single source of truth for ``quantization.method``.
 
-Aliases map to ``"module:Class"`` strings, imported only when a backend is used, so the spec
-schema (and ``gate check``) can list the methods without importing torch.
+Each backend module declares a ``DESCRIPTOR`` (``descriptor.py``): alias, formats, bits, group
+sizes, kernels, environment. Backend modules are torch-free at import, so the spec schema and
+``gate check`` read the descriptors without importing torch; the implementing class is imported
+only when a backend is used.
 """
 
 from __future__ import annotations
@@ -11,23 +13,40 @@ import importlib.util
 from typing import TYPE_CHECKING
 
 from gate.errors import InputError, MissingExtraError
+from gate.quantize.descriptor import BackendDescriptor
 from gate.suggest import unknown_choice_message
 
 if TYPE_CHECKING:
     from gate.quantize.interface import Quantizer
 
-METHODS: dict[str, str] = {
-    "awq": "gate.quantize.awq:AwqBackend",
-    "int8": "gate.quantize.int8:Int8Backend",
-    "rtn": "gate.quantize.rtn:RtnBackend",
-}
+BACKEND_MODULES: tuple[str, ...] = (
+    "gate.quantize.awq",
+    "gate.quantize.int8",
+    "gate.quantize.rtn",
+    "gate.quantize.gguf",
+)
+"""Modules defining a ``DESCRIPTOR``; adding a backend is adding its module here."""
+
+
+def _load_descriptors() -> dict[str, BackendDescriptor]:
+    found: dict[str, BackendDescriptor] = {}
+    for name in BACKEND_MODULES:
+        descriptor = importlib.import_module(name).DESCRIPTOR
+        if not isinstance(descriptor, BackendDescriptor):
+            raise TypeError(f"{name}.DESCRIPTOR is not a BackendDescriptor")
+        if descriptor.alias in found:
+            raise TypeError(f"{name}: alias {descriptor.alias!r} is already registered")
+        found[descriptor.alias] = descriptor
+    return found
+
+
+DESCRIPTORS: dict[str, BackendDescriptor] = _load_descriptors()
+"""alias -> descriptor, in ``BACKEND_MODULES`` order."""
+
+METHODS: dict[str, str] = {alias: d.implementation for alias, d in DESCRIPTORS.items()}
 """alias -> ``module:Class`` of the backend implementing ``gate.quantize.interface.Quantizer``."""
 
-EXTRAS: dict[str, tuple[str, ...]] = {
-    "awq": ("torch", "transformers", "awq"),
-    "int8": ("torch", "transformers", "torchao"),
-    "rtn": ("torch", "transformers"),
-}
+EXTRAS: dict[str, tuple[str, ...]] = {alias: d.requires for alias, d in DESCRIPTORS.items()}
 """alias -> top-level modules it needs; a missing one names the pip extra to install."""
 
 INSTALL_HINT = "pip install 'quant-gate[ml]' (install torch first with an explicit pin, e.g. pip install torch==2.13.0)"
@@ -48,3 +67,40 @@ def get_quantizer(alias: str) -> Quantizer:
     cls = getattr(importlib.import_module(module_name), class_name)
     quantizer: Quantizer = cls()
     return quantizer
+
+
+def explain_backend(alias: str) -> str:
+    """``gate explain METHOD``: what a backend produces, where it runs, and what it is the default for."""
+    d = DESCRIPTORS[alias]
+    lines = [f"{d.alias}: {d.summary}", ""]
+    targets = ", ".join(d.sanctioned_for)
+    if d.legacy:
+        lines.append(f"Status: legacy (its library is archived), kept behind its interface; the gate's default "
+                     f"for {d.alias} on {targets or 'no'} targets until a maintained backend replaces it.")
+    elif d.sanctioned_for:
+        lines.append(f"Status: the gate's default {d.alias} backend for {targets} targets.")
+    blocks = sorted({f.block_size for f in d.formats if f.block_size})
+    if blocks:
+        groups = "fixed by the format (blocks of " + " or ".join(str(b) for b in blocks) + " weights); write -1"
+    elif d.group_sizes:
+        groups = ", ".join("per channel" if g is None else str(g) for g in d.group_sizes)
+    else:
+        groups = "any that divides every quantized layer's input size"
+    lines += [
+        f"Bits: {', '.join(str(b) for b in d.bits)}",
+        f"Group sizes: {groups}",
+        f"Calibration: {'required' if d.needs_calibration else 'optional (see the formats)'}",
+        f"Environment: {d.environment}",
+    ]
+    if d.tools:
+        lines.append(f"External tools: {', '.join(d.tools)}")
+    lines += ["", "Formats (quantization.format):"]
+    for f in d.formats:
+        extra = []
+        if f.bits_per_weight is not None:
+            extra.append(f"{f.bits_per_weight:g} bits/weight")
+        if f.needs_importance_matrix:
+            extra.append("needs calibration (importance matrix)")
+        note = f" ({'; '.join(extra)})" if extra else ""
+        lines.append(f"  {f.name}: {'/'.join(str(b) for b in f.bits)}-bit{note}; fast on {f.runs_fast_on}")
+    return "\n".join(lines) + "\n"

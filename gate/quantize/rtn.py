@@ -21,17 +21,27 @@ from pathlib import Path
 from typing import Any
 
 from gate.quantize.checks import matches
+from gate.quantize.descriptor import BackendDescriptor, FormatSpec
 from gate.quantize.interface import Progress, QuantizeOutcome, Quantizer, QuantizeRequest, QuantizerInputError
 
 QUANT_METHOD = "gate-rtn"
 FORMAT_VERSION = 1
 
+DESCRIPTOR = BackendDescriptor(
+    alias="rtn",
+    implementation="gate.quantize.rtn:RtnBackend",
+    summary="round-to-nearest group-wise weights, dequantized on load: the correctness reference",
+    formats=(FormatSpec("rtn", (2, 3, 4, 8), "anywhere (dequantize + matmul): a correctness reference"),),
+    bits=(2, 3, 4, 5, 6, 7, 8),
+    requires=("torch", "transformers"),
+)
+
 
 class RtnBackend(Quantizer):
-    alias = "rtn"
-    supported_bits = (2, 3, 4, 5, 6, 7, 8)
+    alias = DESCRIPTOR.alias
+    supported_bits = DESCRIPTOR.bits
     supports_keep_full_precision = True
-    needs_calibration = False
+    needs_calibration = DESCRIPTOR.needs_calibration
     packages = ("torch", "transformers", "safetensors")
     option_names = ("symmetric",)
 

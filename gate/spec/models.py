@@ -146,12 +146,12 @@ class Constraint(_Strict):
 
 class Quantization(_Strict):
     method: str = Field(
-        description="Quantizer alias from the registry (awq, int8, rtn).",
+        description=f"Quantizer alias from the registry ({', '.join(METHODS)}).",
         json_schema_extra={"enum": list(sorted(METHODS))},  # editors complete it; the validator explains misses
     )
     bits: Int = Field(ge=1, le=16, description="Weight bit width.")
     group_size: Int | None = Field(default=None, description="Group size for group-wise scales; -1 or null = per channel.")
-    format: str = Field(description="Serialized format, e.g. awq-gemm, int8-weight-only, rtn.")
+    format: str = Field(description="Serialized format, e.g. awq-gemm, int8-weight-only, rtn, gguf-q4_k_m.")
     keep_full_precision: list[str] = Field(default_factory=list, description="Module names kept unquantized (mixed precision).")
     justification: str | None = Field(default=None, description="Why this deviates from the sanctioned defaults.")
     qat_plan: str | None = Field(default=None, description="Quantization-aware training plan; required below 4 bits.")

@@ -14,7 +14,15 @@ class PortableParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     portable_formats: tuple[str, ...] = ("gguf", "rtn")
-    """Formats that run anywhere (llama.cpp, dequantize + matmul), if not always fast."""
+    """Formats that run anywhere (llama.cpp, dequantize + matmul), if not always fast; a family
+    name (``gguf``) covers each of its formats (``gguf-q4_k_m``)."""
+
+
+def portable(fmt: str, formats: tuple[str, ...]) -> bool:
+    """Is ``fmt``, or its kernel family, one of the portable ``formats``?"""
+    from gate.plan.kernels import kernel_names
+
+    return any(name in formats for name in kernel_names(fmt))
 
 
 class FormatKernels(Rule):
@@ -37,7 +45,7 @@ class FormatKernels(Rule):
             return
         hardware = facts.catalog.find(spec.constraint.target.hardware)
         fmt = spec.quantization.format
-        if hardware is None or hardware.has_fast_kernels(fmt) or fmt in params.portable_formats:
+        if hardware is None or hardware.has_fast_kernels(fmt) or portable(fmt, params.portable_formats):
             return
         yield Violation(
             f"quantization.format: {fmt} has no kernels on {hardware.name} ({hardware.kind}); "

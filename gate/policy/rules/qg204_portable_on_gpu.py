@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from gate.policy.facts import Facts
 from gate.policy.rule import Rule, Violation
-from gate.policy.rules.qg203_format_kernels import PortableParams
+from gate.policy.rules.qg203_format_kernels import PortableParams, portable
 from gate.result import Severity
 
 
@@ -33,7 +33,7 @@ class PortableOnGpu(Rule):
             return
         hardware = facts.catalog.find(spec.constraint.target.hardware)
         fmt = spec.quantization.format
-        if hardware is None or hardware.kind != "gpu" or fmt not in params.portable_formats:
+        if hardware is None or hardware.kind != "gpu" or not portable(fmt, params.portable_formats):
             return
         if hardware.has_fast_kernels(fmt):
             return
