@@ -327,12 +327,13 @@ def _error_result(outcome: StaticOutcome, error: GateError) -> GateResult:
 
 
 def _shared_baselines(options: RunOptions) -> Any:
-    """The registry's shared baseline results (None when the run records nowhere)."""
+    """The shared registry's baseline results (None for no registry or a per-runner SQLite file,
+    whose runner already keeps them in its local cache)."""
     if options.registry_db is None:
         return None
-    from gate.registry.baselines import SharedBaselines
+    from gate.registry.baselines import shared_for
 
-    return SharedBaselines(options.registry_db)
+    return shared_for(options.registry_db)
 
 
 def _record(result: GateResult, options: RunOptions, say: Say) -> GateResult:

@@ -7,6 +7,9 @@ the same key reuses them instead of evaluating the baseline again. Rows are inse
 runner to finish a key wins and later writers of the same key change nothing (the content is the
 same by construction). Binary payloads carry their sha256 and are verified on read.
 
+Only a PostgreSQL registry shares baseline results (``shared_for``): a SQLite registry is one
+runner's file, and that runner's local cache already holds them.
+
 The shared store is best effort: when the registry is unreachable the run goes on with its local
 cache (and evaluates what is missing), and says so; it never fails a run.
 """
@@ -107,3 +110,8 @@ class SharedBaselines:
 
         with self.registry._connect(write=False) as conn:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def shared_for(location: str | Path) -> SharedBaselines | None:
+    """The shared baseline store of a registry, or None when the registry is not shared (SQLite)."""
+    return SharedBaselines(location) if parse_target(location).engine == "postgresql" else None
