@@ -51,9 +51,10 @@ class Recommendation:
     fits_with_headroom: bool = True
 
 
-def _format_for(method: str, hardware: Hardware) -> tuple[str, bool]:
-    """The method's format with fast kernels on the target, else its first (portable) format."""
-    candidates = formats_of(method)
+def _format_for(method: str, hardware: Hardware, bits: int | None = None) -> tuple[str, bool]:
+    """The method's format (storing ``bits``, when given) with fast kernels on the target, else its
+    first (portable) one; the order is the backend descriptor's."""
+    candidates = [f for f in formats_of(method) if bits is None or bits in FORMATS[f].bits] or formats_of(method)
     for fmt in candidates:
         if hardware.has_fast_kernels(fmt):
             return fmt, True
@@ -72,13 +73,13 @@ def options_for(
     for method, bits, sanctioned in choices:
         if (method, bits) in seen or not formats_of(method):
             continue  # a sanctioned method the gate cannot produce (e.g. gptq) is not offered
-        fmt, fast = _format_for(method, hardware)
+        fmt, fast = _format_for(method, hardware, bits)
         if sanctioned and not fast and FORMATS[fmt].method != PORTABLE_METHOD:
             continue  # sanctioned, but no kernels on this target (e.g. AWQ on a CPU)
         seen.add((method, bits))
         g = None if bits >= 8 else group
         est = estimate(ckpt, bits=bits, group_size=g, method=method, context=context, batch=batch,
-                       device_kind=hardware.kind)
+                       device_kind=hardware.kind, fmt=fmt)
         out.append(Option(method, bits, g, fmt, sanctioned, fast, est.total))
     return out
 

@@ -318,3 +318,13 @@ def test_gate_explain_names_the_backend_and_its_default_targets() -> None:
         "Status: legacy (its library is archived), kept behind its interface; the gate's default for awq on gpu "
         "targets until a maintained backend replaces it."
     )
+
+
+def test_gate_init_offers_the_gguf_type_for_the_sanctioned_bits() -> None:
+    from gate.onboard.recommend import _format_for
+    from gate.plan.catalog import load_catalog
+
+    cpu = load_catalog().get("cpu-x86-avx2")
+    assert _format_for("gguf", cpu, 4) == ("gguf-q4_k_m", True)
+    assert _format_for("gguf", cpu, 8) == ("gguf-q8_0", True)
+    assert _format_for("awq", load_catalog().get("nvidia-l4"), 4) == ("awq-gemm", True)
