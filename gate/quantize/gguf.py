@@ -12,6 +12,9 @@ Three subprocesses from one pinned llama.cpp build (``llamacpp.py``, ``scripts/b
 3. ``llama-quantize`` writes ``model.gguf`` of the type ``quantization.format`` names
    (``gguf-q4_k_m`` -> ``Q4_K_M``). ``keep_full_precision`` keeps the named tensors at the
    converted (lossless) type: ``lm_head`` via ``--output-tensor-type``, others via ``--tensor-type``.
+   Rows whose width is not a multiple of the type's block (K-quants pack 256 weights) are stored
+   by llama-quantize in a fallback type, as llama.cpp always does; ``params.tensor_types`` records
+   the types actually written.
 
 The artifact directory holds ``model.gguf``, the importance matrix (``imatrix.gguf``, the recipe's
 input), ``gguf-recipe.json`` (the exact commands), ``config.json`` with
@@ -116,19 +119,6 @@ class GgufBackend(Quantizer):
                 f"quantization.group_size: {fmt.name} has a fixed block of {fmt.block_size} weights; "
                 f"group size {request.group_size} cannot be chosen",
                 hint=f"use group_size: -1 (or {fmt.block_size})",
-                location=where,
-            )
-        from gate.quantize.checks import matches
-
-        blocked = [lin for lin in shape.linears if fmt.block_size and lin.in_features % fmt.block_size
-                   and not matches(lin.name, request.keep_full_precision)]
-        if blocked:
-            lin = blocked[0]
-            raise QuantizerInputError(
-                f"quantization.format: {fmt.name} packs {fmt.block_size} weights per block and the input size "
-                f"{lin.in_features} of {lin.name} is not a multiple of {fmt.block_size} (llama-quantize would "
-                "silently store such layers in another type)",
-                hint="use format: gguf-q8_0 (32-weight blocks) or gguf-iq4_nl for this model",
                 location=where,
             )
         with_checks = QuantizeRequest(
@@ -263,6 +253,7 @@ class GgufBackend(Quantizer):
         (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (out_dir / RECIPE_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         params = {"type": fmt.tool_name, "lossless_type": lossless, "imatrix": use_imatrix,
+                  "tensor_types": tensor_types(out_dir / GGUF_FILE),
                   "imatrix_context": request.max_seq_len if use_imatrix else None,
                   "keep_full_precision": recipe["keep_full_precision"],
                   "seconds": {s["tool"]: s["seconds"] for s in recipe["steps"]}}
@@ -307,6 +298,18 @@ def perplexity(model_gguf: Path, text_file: Path, *, context: int, log: Path, ti
         raise BackendError(f"llama-perplexity printed no final estimate (log: {log})",
                            hint="the text may be shorter than two contexts; lower the context")
     return float(found.group(1)), float(found.group(2))
+
+
+def tensor_types(path: Path) -> dict[str, int]:
+    """How many tensors of each GGUF type the file holds. llama-quantize stores rows whose width is
+    not a multiple of the type's block (K-quants: 256) in a fallback type, and the K mixes give some
+    tensors more bits; this records what was actually written."""
+    from collections import Counter
+
+    import gguf
+
+    counts = Counter(t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors)
+    return dict(sorted(counts.items()))
 
 
 def imatrix_text(texts: tuple[str, ...] | list[str]) -> str:

@@ -106,16 +106,8 @@ def test_bad_requests_are_refused_before_any_tool_runs(req: QuantizeRequest, mes
     assert info.value.message == message
 
 
-def test_k_quants_refuse_rows_that_are_not_whole_super_blocks() -> None:
-    with pytest.raises(QuantizerInputError) as info:
-        GgufBackend().validate(request(), shape(in_features=64))
-    assert info.value.message == (
-        "quantization.format: gguf-q4_k_m packs 256 weights per block and the input size 64 of "
-        "model.layers.0.self_attn.q_proj is not a multiple of 256 (llama-quantize would silently store such layers in another "
-        "type)"
-    )
-    assert info.value.hint == "use format: gguf-q8_0 (32-weight blocks) or gguf-iq4_nl for this model"
-    GgufBackend().validate(request("gguf-q8_0", bits=8), shape(in_features=64))  # 32-weight blocks fit
+def test_k_quants_accept_rows_that_llama_cpp_stores_in_a_fallback_type() -> None:
+    GgufBackend().validate(request(), shape(in_features=576))  # SmolLM2's width: recorded in tensor_types
 
 
 def test_keep_full_precision_maps_to_gguf_tensor_names() -> None:
@@ -226,6 +218,7 @@ def test_q4_k_m_artifact_with_imatrix_is_complete_and_cached(q4_artifact) -> Non
     assert qconfig["llama_cpp_python"] == LLAMA_CPP_VERSION
     assert artifact.params["type"] == "Q4_K_M" and artifact.params["imatrix"] is True
     assert artifact.params["keep_full_precision"] == ["output.weight"]
+    assert artifact.params["tensor_types"] == {"F32": 8, "Q4_K": 10, "Q6_K": 4}
     assert artifact.versions["llama-cpp-python (llama.cpp tree)"] == LLAMA_CPP_VERSION
     reader = gguf.GGUFReader(str(artifact.path / "model.gguf"))
     types = {t.name: t.tensor_type.name for t in reader.tensors}

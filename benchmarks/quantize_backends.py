@@ -1,0 +1,148 @@
+"""Time to quantize and word perplexity per backend x scheme on the example model, same calibration.
+
+    .venv/bin/python benchmarks/quantize_backends.py [--schemes awq-w4g64,gguf-q4_k_m,...] [--docs N] [--json OUT]
+
+Needs the example model (``gate example fetch``) and, for the GGUF rows, the llama.cpp build
+(``scripts/build-llama-cpp.sh``). Every scheme quantizes the same baseline with the example spec's
+calibration (128 samples x 32 tokens) through ``produce_artifact`` into an empty artifact cache
+(``quantize_s``: the whole gate step, sanity check and lockfile included). Word perplexity is
+computed the same way for every row: the artifact loaded with ``load_for_eval`` (GGUF dequantized
+by transformers' reader), each of the first ``--docs`` documents of ``qg_license_ppl`` scored
+whole, exp(sum of token NLL / number of words). GGUF rows also report ``llama-perplexity`` (token
+perplexity as llama.cpp serves the model, 64-token contexts) next to the baseline converted
+losslessly. Ratios are within one run; absolute seconds on a shared 2-core box are upper bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+SCHEMES = {
+    "rtn-w4g64": "  method: rtn\n  bits: 4\n  group_size: 64\n  format: rtn\n",
+    "int8": "  method: int8\n  bits: 8\n  group_size: -1\n  format: int8-weight-only\n",
+    "awq-w4g64 (autoawq)": "  method: awq\n  bits: 4\n  group_size: 64\n  format: awq-gemm\n  options: {clip_search: false}\n",
+    "gguf-q4_k_m": "  method: gguf\n  bits: 4\n  group_size: -1\n  format: gguf-q4_k_m\n",
+    "gguf-q5_k_m": "  method: gguf\n  bits: 5\n  group_size: -1\n  format: gguf-q5_k_m\n",
+    "gguf-q8_0": "  method: gguf\n  bits: 8\n  group_size: -1\n  format: gguf-q8_0\n",
+    "gguf-iq4_nl": "  method: gguf\n  bits: 4\n  group_size: -1\n  format: gguf-iq4_nl\n",
+}
+"""SmolLM2-135M's widths (576, 1536) are not multiples of 256, so only 32-weight-block GGUF types
+(Q8_0, IQ4_NL) keep every layer at the named type; the K-quants are refused by the gate's check."""
+
+
+def spec_for(name: str, out: Path) -> Path:
+    """The example spec with its quantization section replaced by scheme ``name``'s."""
+    lines = (REPO / "models" / "smollm2-135m.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
+    start = lines.index("quantization:\n")
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(" "))
+    path = out / f"spec-{len(list(out.glob('spec-*')))}.yaml"
+    path.write_text("".join(lines[: start + 1]) + SCHEMES[name] + "".join(lines[end:]), encoding="utf-8")
+    return path
+
+
+def eval_docs(count: int) -> list[str]:
+    rows = (REPO / "gate" / "evaluate" / "tasks" / "data" / "qg_license_ppl.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(r)["text"] for r in rows[:count]]
+
+
+def word_perplexity(path: Path, docs: list[str]) -> float:
+    import torch
+
+    from gate.quantize import load_for_eval
+
+    model, tokenizer = load_for_eval(path)
+    nll, words = 0.0, 0
+    with torch.inference_mode():
+        for doc in docs:
+            ids = tokenizer(doc, return_tensors="pt")["input_ids"]
+            out = model(input_ids=ids, labels=ids)
+            nll += float(out.loss) * (ids.shape[1] - 1)
+            words += len(doc.split())
+    return round(math.exp(nll / words), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schemes", default=",".join(SCHEMES))
+    parser.add_argument("--docs", type=int, default=40)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from gate.cache import default_cache_dir
+    from gate.errors import GateError
+    from gate.quantize import prepare_baseline, produce_artifact
+    from gate.quantize.gguf import imatrix_text, perplexity
+    from gate.spec.loader import load_spec
+
+    docs = eval_docs(args.docs)
+    work = Path(tempfile.mkdtemp(prefix="gate-bench-backends-"))
+    results: dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU",
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+        "docs": len(docs), "words": sum(len(d.split()) for d in docs),
+    }
+    rows: list[dict[str, object]] = []
+    try:
+        first = load_spec(spec_for("rtn-w4g64", work))
+        baseline = prepare_baseline(first, REPO, default_cache_dir(REPO))
+        rows.append({"scheme": "baseline (fp32)", "quantize_s": None, "word_perplexity": word_perplexity(baseline.path, docs)})
+        text = work / "eval.txt"
+        text.write_text(imatrix_text(docs), encoding="utf-8")
+        llama_base: float | None = None
+        for name in args.schemes.split(","):
+            loaded = load_spec(spec_for(name, work))
+            cache = work / f"cache-{len(rows)}"
+            started = time.perf_counter()
+            try:
+                artifact = produce_artifact(loaded, baseline, REPO, cache, progress=False)
+            except GateError as exc:
+                rows.append({"scheme": name, "error": exc.message})
+                print(json.dumps(rows[-1]), flush=True)
+                continue
+            row: dict[str, object] = {
+                "scheme": name, "quantize_s": round(time.perf_counter() - started, 2),
+                "word_perplexity": word_perplexity(artifact.path, docs),
+                "artifact_mb": round(sum(p.stat().st_size for p in artifact.path.rglob("*") if p.is_file()) / 1e6, 1),
+            }
+            if name.startswith("gguf"):
+                if llama_base is None:
+                    from gate.quantize.llamacpp import find_llama_cpp
+
+                    f32 = work / "baseline-f32.gguf"
+                    import subprocess
+
+                    subprocess.run([sys.executable, find_llama_cpp().convert_script, baseline.path, "--outfile", f32,
+                                    "--outtype", "f32"], check=True, capture_output=True)
+                    llama_base, _ = perplexity(f32, text, context=64, log=work / "ppl-base.log")
+                    results["llama_perplexity_baseline_f32"] = llama_base
+                ppl, err = perplexity(artifact.path / "model.gguf", text, context=64, log=work / f"ppl-{len(rows)}.log")
+                row["llama_perplexity"] = f"{ppl} ± {err}"
+                row["gguf_params"] = artifact.params
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            shutil.rmtree(cache, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["rows"] = rows
+    text_out = json.dumps(results, indent=2)
+    print(text_out)
+    if args.json:
+        args.json.write_text(text_out + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
