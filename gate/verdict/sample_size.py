@@ -1,30 +1,22 @@
-"""Can this eval set resolve this tolerance at all? Asked BEFORE spending compute on the quantized model.
+"""How many items a verdict needs: the decision floor, the up-front formula, the projection from
+data, the look plan and the power ``gate check`` shows.
 
-The gate's question is whether a quantized model that is exactly as good as its baseline (true
-degradation 0) would PASS, i.e. whether the upper ``confidence`` bound of the degradation falls
-below the tolerance ``delta``, with probability ``power``. For a paired design with per-item
-degradation standard deviation ``sigma`` (in tolerance units) the normal approximation gives
+- ``decision_floor``: the fewest items on which the method could PASS at all (binary: a look
+  where every item agrees still excludes the tolerance; moment-based: ``MIN_ITEMS``). ``gate run``
+  refuses only sets below it (INCONCLUSIVE "needs N items"; no assumption about the data).
+- ``check_resolvable``: whether ``n`` items give ``power`` to PASS an unchanged model, by
 
-    n_needed = ceil(((z_confidence + z_power) * sigma / delta) ** 2)
+      n_needed = ceil(((z_level + z_power) * sigma / delta) ** 2)
 
-(for the bootstrap-decided kinds ``z_confidence`` is taken at the expanded-percentile level the
-bootstrap uses for ``n_needed`` items, a slightly stricter level for small sets).
-
-By symmetry the same ``n`` gives the same power to FAIL a model whose true degradation is
-``2 * delta``. ``sigma`` comes from, in order of preference:
-
-- binary scores: ``sigma^2 = pi`` (in proportion units), ``pi`` the discordance rate (share of items
-  the two models score differently): ``assumed_discordance`` when given (e.g. observed in a
-  previous run), else the no-pairing-benefit bound ``2 p (1 - p)`` from the baseline accuracy
-  ``p`` (``base_scores``), else ``0.5`` (its maximum, p = 1/2);
-- real-valued scores: ``sigma^2 = 2 Var(base) (1 - rho)`` with ``rho = assumed_correlation``
-  (default 0: no pairing benefit), from ``base_scores``;
-- perplexity / bits per byte: the same with the linearised (delta-method) per-document influence
-  of the ratio ``sum nll / sum count``.
-
-The defaults are conservative (they assume quantized answers are independent of the baseline's);
-real quantized models agree with their baseline on most items, so pass the discordance or
-correlation observed in an earlier run to get a realistic figure.
+  at the decision level (``intervals.decision_level``; t quantiles for the t method), never below
+  the floor. ``sigma`` (per-item sd of the degradation, tolerance units) comes from an assumed
+  discordance (binary), the no-pairing-benefit bound ``2p(1 - p)`` or ``0.5``, or the baseline's
+  per-item variance with an assumed correlation (real-valued; perplexity via the delta method).
+- ``measured_n_needed``: the same with ``sigma`` MEASURED on paired scores (the discordance, or the
+  spread of the linearised per-item degradation): what an INCONCLUSIVE result reports.
+- ``plan_looks``: the sequential plan with no look below a criterion's floor.
+- ``criterion_power`` / ``spec_power``: PASS probability of an unchanged model at the declared
+  size, per criterion and for the spec (intersection-union: the product).
 """
 
 from __future__ import annotations
