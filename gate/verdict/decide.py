@@ -280,6 +280,10 @@ def decide(
 ) -> Verdict:
     """The spec's verdict from its metric comparisons, findings and fidelity/performance bounds.
 
+    Intersection-union: the spec PASSES only when every criterion PASSES. Each criterion's own
+    test holds its false-PASS rate at ``1 - c``, and a false spec PASS needs all of them, so no
+    multiplicity correction is needed (the cost is power: criteria compound on the fail side).
+
     FAIL if any metric failed, any finding blocks, or fidelity/performance is out of bounds (``None``
     = not measured or, for fidelity, not decided); else ERROR if a metric could not be evaluated;
     else INCONCLUSIVE if any metric is inconclusive or ``fidelity_inconclusive`` (a fidelity
