@@ -12,6 +12,7 @@
 #   convert/convert_hf_to_gguf.py convert/gguf-py/   (same tree as the binaries)
 #   manifest.json                                     (version, sha256, timings)
 # The gate reads the same variable (gate/quantize/llamacpp.py).
+# An interrupted build resumes from $DEST.build on the next call.
 # Needs cmake, ninja and a C++ compiler:
 #   apt-get install -y cmake build-essential ninja-build
 set -euo pipefail
@@ -48,20 +49,26 @@ exec 9>"$DEST.lock"
 flock 9            # one build at a time; a waiter finds the finished one below
 if complete; then echo "$DEST"; exit 0; fi
 
-WORK="$(mktemp -d "$DEST.partial.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+# The work directory is fixed, so an interrupted build resumes where it stopped (ninja rebuilds
+# only what is missing); it is removed once the result is in place.
+WORK="$DEST.build"
+mkdir -p "$WORK"
 start=$(date +%s)
 
-echo "build-llama-cpp: fetching llama-cpp-python==$VERSION (sdist)" >&2
-$PIP download -q --no-binary :all: --no-deps "llama-cpp-python==$VERSION" -d "$WORK/dl" >&2
 SDIST="$WORK/dl/llama_cpp_python-$VERSION.tar.gz"
+if [ ! -f "$SDIST" ] || [ "$(sha256sum "$SDIST" | cut -d' ' -f1)" != "$SHA256" ]; then
+  rm -rf "$WORK/dl"
+  echo "build-llama-cpp: fetching llama-cpp-python==$VERSION (sdist)" >&2
+  $PIP download -q --no-binary :all: --no-deps "llama-cpp-python==$VERSION" -d "$WORK/dl" >&2
+fi
 got="$(sha256sum "$SDIST" | cut -d' ' -f1)"
 if [ "$got" != "$SHA256" ]; then
   echo "build-llama-cpp: $SDIST: sha256 $got, expected $SHA256. Hint: the pinned sdist changed upstream; do not build it" >&2
+  rm -rf "$WORK/dl"
   exit 3
 fi
-tar -xzf "$SDIST" -C "$WORK" "llama_cpp_python-$VERSION/vendor/llama.cpp"
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
+[ -f "$SRC/CMakeLists.txt" ] || tar -xzf "$SDIST" -C "$WORK" "llama_cpp_python-$VERSION/vendor/llama.cpp"
 fetched=$(date +%s)
 
 echo "build-llama-cpp: configuring (jobs=$JOBS)" >&2
@@ -73,6 +80,7 @@ cmake --build "$WORK/build" --parallel "$JOBS" --target "${TARGETS[@]}" >&2
 built=$(date +%s)
 
 OUT="$WORK/out"
+rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/convert"
 for t in "${TARGETS[@]}"; do install -m 0755 "$WORK/build/bin/$t" "$OUT/bin/$t"; done
 cp "$SRC/convert_hf_to_gguf.py" "$OUT/convert/"
@@ -97,5 +105,6 @@ cat > "$OUT/manifest.json" <<JSON
 JSON
 rm -rf "$DEST"
 mv "$OUT" "$DEST"          # appears whole or not at all
+rm -rf "$WORK"
 echo "build-llama-cpp: done in $((built - start)) s" >&2
 echo "$DEST"

@@ -24,6 +24,9 @@ LLAMA_CPP_VERSION = "0.3.36"
 ENV_VAR = "QUANT_GATE_LLAMA_CPP_DIR"
 BUILD_SCRIPT = "scripts/build-llama-cpp.sh"
 TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-server")
+"""What the script builds (``llama-server`` is the serving runtime's)."""
+QUANTIZE_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity")
+"""What the GGUF backend and its checks run."""
 LOG_TAIL_LINES = 12
 
 
@@ -61,7 +64,7 @@ def build_dir() -> Path:
     return Path(configured) if configured else default_dir()
 
 
-def find_llama_cpp(needed: Sequence[str] = TOOLS) -> LlamaCpp:
+def find_llama_cpp(needed: Sequence[str] = QUANTIZE_TOOLS) -> LlamaCpp:
     """The build with every ``needed`` tool and the converter, or a ``BackendError`` naming the fix."""
     root = build_dir()
     hint = (f"run {BUILD_SCRIPT} (builds llama.cpp {LLAMA_CPP_VERSION} once, ~20-40 min on 2 cores, then cached), "

@@ -1,6 +1,8 @@
 """A tiny Llama whose tokenizer llama.cpp's converter understands: a SentencePiece model trained
 on the tiny corpus (``tokenizer.model``), so ``convert_hf_to_gguf.py`` takes its SentencePiece
-path rather than the BPE path, which only knows the pre-tokenizers of published models.
+path rather than the BPE path, which only knows the pre-tokenizers of published models. Byte
+fallback is on: llama.cpp's SentencePiece vocabulary needs the ``<0x0A>`` byte tokens (without them
+llama-imatrix aborts with ``unordered_map::at`` while tokenizing).
 
 Widths are multiples of 256 because K-quants (Q4_K ... Q6_K) pack 256 weights per super-block;
 narrower rows fall back to other types inside llama-quantize and would not test what they claim.
@@ -26,7 +28,7 @@ def build_tiny_spm_llama(out_dir: Path, *, train_steps: int = 30, seed: int = 0)
     text = work / "corpus.txt"
     text.write_text("\n".join(corpus()) + "\n", encoding="utf-8")
     spm.SentencePieceTrainer.train(
-        input=str(text), model_prefix=str(work / "tok"), vocab_size=256, model_type="bpe",
+        input=str(text), model_prefix=str(work / "tok"), vocab_size=512, model_type="bpe", byte_fallback=True,
         character_coverage=1.0, hard_vocab_limit=False, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
         num_threads=1, minloglevel=2,
     )
