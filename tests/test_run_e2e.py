@@ -55,7 +55,7 @@ def test_int8_passes_and_second_run_reuses_cached_baseline(
     assert ppl.n in (15, 30, 45, 60)  # the look that decided (seeded, so the same every run)
     assert acc.baseline > 0.6  # the trained model carries signal: chance is 0.5
     assert first.fidelity is not None and first.fidelity["passed"] is True and first.fidelity["outcome"] == "pass"
-    assert first.fidelity["tokens"] == 512
+    assert first.fidelity["tokens"] == 1024
     assert first.performance is not None and first.performance["passed"] is True
     assert first.performance["checks"][0]["name"] == "memory.peak_gb"
     assert first.artifact is not None and first.artifact["method"] == "int8"

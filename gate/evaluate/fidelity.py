@@ -219,8 +219,6 @@ def cluster_bounds(sums: np.ndarray, counts: np.ndarray, confidence: float) -> t
 
 def cluster_bound(per_doc: list[np.ndarray], *, confidence: float) -> ClusterBound:
     """``cluster_bounds`` for one measurement (per-position values grouped by document)."""
-    from gate.verdict.intervals import SKEW_RULE, influence_moments
-
     sums = np.array([float(v.sum()) for v in per_doc])
     counts = np.array([len(v) for v in per_doc], dtype=np.float64)
     docs = len(per_doc)
@@ -232,13 +230,7 @@ def cluster_bound(per_doc: list[np.ndarray], *, confidence: float) -> ClusterBou
     if docs < MIN_DOCUMENTS:
         undecided = f"{docs} documents; at least {MIN_DOCUMENTS} are needed"
     elif not bool(decidable):
-        influence = (sums - float(mean) * counts) / counts.mean()
-        se, skew = influence_moments(influence[None, :])
-        if float(se[0]) <= 0:
-            undecided = "every document has the same value (no spread between documents)"
-        else:
-            need = int(np.ceil(SKEW_RULE * float(skew[0]) ** 2))
-            undecided = f"{docs} documents are too few for their skewness {float(skew[0]):.2f}; about {need} are needed"
+        undecided = "every document has the same value (no spread between documents)"
     return ClusterBound(float(mean), float(low), float(high), docs, undecided)
 
 

@@ -33,6 +33,7 @@ from gate.verdict.intervals import (
     relative_score_z,
     skew_t_bounds,
     skew_t_pvalue,
+    too_skewed,
 )
 from gate.verdict.stats import (
     RATIO_KINDS,
@@ -216,20 +217,18 @@ def _t_bounds(
     unit = "document" if scores.kind in RATIO_KINDS else "item"
     what = "log-likelihood ratio" if log_scale else "difference"
     how = f"skewness-corrected t on the paired per-{unit} {what} (t and Hall envelope), df {scores.n - 1}"
+    se, skew = influence_moments(np.asarray(influence)[None, :])
+    if scores.n >= MIN_ITEMS and bool(too_skewed(np.asarray(influence)[None, :])[0]):
+        needed = math.ceil(SKEW_RULE * float(skew[0]) ** 2)
+        how += (f"; Cantelli bounds: skewness {float(skew[0]):.2f} needs {needed} {unit}s for the t bound "
+                "(n >= 25 skewness^2)")
     to_d = math.expm1 if log_scale else float
     note = None
     if not bool(decidable):
-        se, skew = influence_moments(np.asarray(influence)[None, :])
         if scores.n < MIN_ITEMS:
             note = f"too few {unit}s to decide: {scores.n} < {MIN_ITEMS}"
         elif float(se[0]) <= 0.0:
             note = f"degenerate look: every {unit}'s difference is identical (zero variance), which is never decided"
-        else:
-            needed = math.ceil(SKEW_RULE * float(skew[0]) ** 2)
-            note = (
-                f"too skewed to decide on {scores.n} {unit}s: skewness {float(skew[0]):.2f} needs at least "
-                f"{needed} (n >= 25 skewness^2)"
-            )
     return to_d(float(low)), to_d(float(high)), p_value, how, note
 
 

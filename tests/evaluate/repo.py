@@ -87,7 +87,7 @@ def spec_text(*, bits: int = 8, quality: str | None = None, performance: str = "
         "  metrics:\n"
         "    - {task: tiny_mc, metric: acc, max_drop: 10.0}\n"
         "    - {task: tiny_ppl, metric: word_perplexity, max_relative_increase: 0.2}\n"
-        "  fidelity: {max_kl: 0.3, max_flip_rate: 0.35, texts: tasks/data/tiny_ppl.jsonl, tokens: 512}\n"
+        "  fidelity: {max_kl: 0.3, max_flip_rate: 0.35, texts: tasks/data/tiny_ppl.jsonl, tokens: 1024}\n"
     )
     low_bits = "  qat_plan: \"Deliberately broken for the gate's own tests; never shipped.\"\n" if bits < 4 else ""
     return (

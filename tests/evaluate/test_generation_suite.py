@@ -300,7 +300,7 @@ def test_gate_run_gates_the_generation_stress_suite(gen_model_dir: Path, tmp_pat
         "  metrics:\n"
         "    - {task: tiny_mc, metric: acc, max_drop: 10.0}\n"
         "  stress: [instructions_gen]\n"
-        "  fidelity: {max_kl: 0.3, max_flip_rate: 0.35, texts: tasks/data/tiny_ppl.jsonl, tokens: 256}\n"
+        "  fidelity: {max_kl: 0.3, max_flip_rate: 0.35, texts: tasks/data/tiny_ppl.jsonl, tokens: 1024}\n"
     )
     repo = tmp_path / "repo"
     spec = make_repo(repo, gen_model_dir, spec_text(bits=8, quality=quality))

@@ -161,8 +161,17 @@ def test_degenerate_and_small_looks_are_never_decided() -> None:
     # One item carries everything: g1 = 28 / sqrt(29) = 5.199, adjusted G1 = g1 sqrt(30 * 29) / 28 = 5.477.
     skewed = np.r_[np.zeros(29), 5.0]
     r = compare_metric(tol, PairedScores(np.full(30, 5.0) + skewed, np.full(30, 5.0), "mean"), confidence=0.95)
-    assert r.outcome is Decision.inconclusive
-    assert r.note == "too skewed to decide on 30 items: skewness 5.48 needs at least 751 (n >= 25 skewness^2)"
+    # Too skewed for the t bound (Cochran: n >= 25 G1^2 = 751): the bounds also cover the
+    # distribution-free Cantelli bound, mean +- sqrt(c / (1 - c)) se at the decision level 96%
+    # (4.9 se); they straddle 0.1.
+    assert r.outcome is Decision.inconclusive and r.note is None
+    assert r.method.endswith("; Cantelli bounds: skewness 5.48 needs 751 items for the t bound (n >= 25 skewness^2)")
+    se = float(np.std(skewed, ddof=1)) / math.sqrt(30)
+    assert r.ci_high >= skewed.mean() + math.sqrt(0.96 / 0.04) * se
+    assert r.ci_low == pytest.approx(skewed.mean() - math.sqrt(0.96 / 0.04) * se)
+    clear = compare_metric(MetricTolerance(task="judge", metric="score", max_drop=1.5),
+                           PairedScores(np.full(30, 5.0) + skewed, np.full(30, 5.0), "mean"), confidence=0.95)
+    assert clear.outcome is Decision.passed and clear.ci_high == r.ci_high < 1.5  # a clear case still decides
 
 
 def test_the_harness_decides_as_compare_metric() -> None:
