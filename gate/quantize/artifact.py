@@ -384,7 +384,8 @@ def load_for_eval(path: Path, device: str = "cpu") -> tuple[Any, Any]:
     if not qconfig:
         return load_hf_model(path, device), load_tokenizer(path)
     method = str(qconfig.get("quant_method", ""))
-    alias = {"awq": "awq", "torchao": "int8", "gate-rtn": "rtn", "gguf": "gguf"}.get(method)
+    alias = {"awq": "awq", "torchao": "int8", "gate-rtn": "rtn", "gguf": "gguf",
+             "compressed-tensors": "llmcompressor"}.get(method)
     if alias is None:
         raise BackendError(
             f"{config_path}: quantization_config.quant_method {method!r} is not one the gate can load",

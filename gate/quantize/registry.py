@@ -24,6 +24,7 @@ BACKEND_MODULES: tuple[str, ...] = (
     "gate.quantize.int8",
     "gate.quantize.rtn",
     "gate.quantize.gguf",
+    "gate.quantize.llmc",
 )
 """Modules defining a ``DESCRIPTOR``; adding a backend is adding its module here."""
 

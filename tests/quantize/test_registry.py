@@ -21,7 +21,7 @@ def test_every_alias_resolves_to_a_quantizer() -> None:
 def test_unknown_alias_suggests_the_closest() -> None:
     with pytest.raises(InputError) as info:
         get_quantizer("awk")
-    assert info.value.message == "Unknown method 'awk'. Did you mean 'awq'? Available: awq, gguf, int8, rtn"
+    assert info.value.message == "Unknown method 'awk'. Did you mean 'awq'? Available: awq, gguf, int8, llmcompressor, rtn"
 
 
 def test_missing_library_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:

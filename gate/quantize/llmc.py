@@ -1,0 +1,197 @@
+"""llm-compressor (vLLM project, the maintained successor of AutoAWQ) in its own environment.
+
+llmcompressor 0.14.0.1 needs transformers <= 5.17 and compressed-tensors 0.19.0, so it cannot share
+the project's environment (transformers 5.23). ``scripts/make-llmcompressor-env.sh`` creates a
+versioned venv (torch 2.13.0 CPU pinned first) under
+``~/.cache/quant-gate/envs/llmcompressor-0.14.0.1`` (``$QUANT_GATE_LLMCOMPRESSOR_ENV``); the
+backend runs ``llmc_worker.py`` (stdlib + llmcompressor) there as a subprocess with a JSON
+request. The worker writes a compressed-tensors checkpoint (``quantization_config`` in
+``config.json``) and ``recipe.yaml``; ``load`` reloads it in the project environment through
+transformers' compressed-tensors support (the ``compressed-tensors`` package, which co-installs
+with transformers 5.23), so the gate's sanity check and evaluation score the artifact itself.
+
+Formats (``quantization.format``) name the compressed-tensors scheme: ``ct-w4a16`` / ``ct-w8a16``
+(weight-only int, GPTQ by default or ``options.algorithm: awq``; group size or per channel),
+``ct-w8a8-int8`` (SmoothQuant + GPTQ, int8 weights and activations), ``ct-fp8`` (FP8 dynamic; only
+where the hardware has FP8, compute capability >= 8.9).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gate.errors import BackendError
+from gate.quantize.descriptor import BackendDescriptor, FormatSpec
+from gate.quantize.interface import (
+    ModelShape,
+    Progress,
+    QuantizeOutcome,
+    Quantizer,
+    QuantizeRequest,
+    QuantizerInputError,
+)
+
+VERSION = "0.14.0.1"
+ENV_VAR = "QUANT_GATE_LLMCOMPRESSOR_ENV"
+ENV_SCRIPT = "scripts/make-llmcompressor-env.sh"
+WORKER = Path(__file__).with_name("llmc_worker.py")
+DEFAULT_TIMEOUT_S = 7200.0
+
+DESCRIPTOR = BackendDescriptor(
+    alias="llmcompressor",
+    implementation="gate.quantize.llmc:LlmCompressorBackend",
+    summary="llm-compressor 0.14 (GPTQ/AWQ W4A16, W8A16, SmoothQuant+GPTQ W8A8, FP8) -> compressed-tensors",
+    formats=(
+        FormatSpec("ct-w4a16", (4,), "NVIDIA GPUs via vLLM (Marlin/Machete kernels); vLLM CPU (weight-only int4)",
+                   family="gptq-marlin"),
+        FormatSpec("ct-w8a16", (8,), "NVIDIA GPUs via vLLM (Marlin kernels); vLLM CPU (weight-only int8)",
+                   family="gptq-marlin"),
+        FormatSpec("ct-w8a8-int8", (8,), "NVIDIA GPUs with int8 tensor cores (cc >= 7.5) and x86 CPUs via vLLM"),
+        FormatSpec("ct-fp8", (8,), "NVIDIA Hopper/Ada, compute capability >= 8.9", family="fp8"),
+    ),
+    bits=(4, 8),
+    needs_calibration=True,
+    requires=("torch", "transformers", "compressed_tensors"),
+    environment=f"an isolated venv with llmcompressor=={VERSION} (created by {ENV_SCRIPT}); reloaded in the project "
+                "environment with compressed-tensors",
+    sanctioned_for=("gpu",),
+)
+
+SCHEMES = {"ct-w4a16": "w4a16", "ct-w8a16": "w8a16", "ct-w8a8-int8": "w8a8-int8", "ct-fp8": "fp8-dynamic"}
+OPTIONS = ("algorithm", "tool_timeout_s", "dampening", "smoothing_strength")
+
+
+def env_dir() -> Path:
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return Path(configured)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "quant-gate" / "envs" / f"llmcompressor-{VERSION}"
+
+
+def find_env() -> Path:
+    """The environment's python, or a blocking error naming the script that creates it."""
+    root = env_dir()
+    python = root / "bin" / "python"
+    if not (root / ".complete").is_file() or not python.is_file():
+        raise BackendError(
+            f"the llm-compressor environment is missing: {root} is not a finished environment",
+            hint=f"run {ENV_SCRIPT} (creates it once: torch 2.13.0 CPU + llmcompressor {VERSION}), "
+                 f"or point {ENV_VAR} at one",
+        )
+    return python
+
+
+class LlmCompressorBackend(Quantizer):
+    alias = DESCRIPTOR.alias
+    supported_bits = DESCRIPTOR.bits
+    supports_keep_full_precision = True
+    needs_calibration = DESCRIPTOR.needs_calibration
+    packages = ("torch", "transformers", "compressed-tensors")
+    option_names = OPTIONS
+
+    def validate(self, request: QuantizeRequest, shape: ModelShape) -> None:
+        where = request.location
+        fmt = DESCRIPTOR.format(request.format)
+        if fmt is None:
+            raise QuantizerInputError(
+                f"quantization.format: llmcompressor writes {', '.join(SCHEMES)}, not {request.format!r}",
+                hint="e.g. format: ct-w4a16", location=where,
+            )
+        if request.bits not in fmt.bits:
+            raise QuantizerInputError(f"quantization.bits: {fmt.name} stores {fmt.bits[0]}-bit weights, not {request.bits}-bit",
+                                      hint=f"use bits: {fmt.bits[0]}", location=where)
+        algorithm = request.options.get("algorithm", "gptq")
+        if algorithm not in ("gptq", "awq") or (algorithm == "awq" and fmt.name != "ct-w4a16"):
+            raise QuantizerInputError(
+                f"quantization.options.algorithm: {algorithm!r} is not available for {fmt.name}",
+                hint="gptq (any weight-only format) or awq (ct-w4a16 only)", location=where,
+            )
+        if fmt.name in ("ct-w8a8-int8", "ct-fp8") and request.group_size is not None:
+            raise QuantizerInputError(f"quantization.group_size: {fmt.name} is per channel", hint="use group_size: -1",
+                                      location=where)
+        super().validate(request, shape)
+
+    def quantize(
+        self, baseline: Path, request: QuantizeRequest, out_dir: Path, progress: Progress | None = None
+    ) -> QuantizeOutcome:
+        from gate.quantize.checks import matches, read_model_shape
+        from gate.quantize.llamacpp import run_tool
+
+        python = find_env()
+        algorithm = str(request.options.get("algorithm", "gptq"))
+        scheme = SCHEMES[request.format]
+        worker_scheme = f"{algorithm}-{scheme}" if scheme in ("w4a16", "w8a16") else scheme
+        shape = read_model_shape(baseline)
+        ignore = sorted({lin.name for lin in shape.linears if matches(lin.name, request.keep_full_precision)} | {"lm_head"})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".llmc-work-", dir=out_dir.parent) as tmp:
+            work = Path(tmp)
+            (work / "calibration.json").write_text(json.dumps(list(request.calibration_texts)), encoding="utf-8")
+            req: dict[str, Any] = {
+                "baseline": str(baseline), "out_dir": str(out_dir), "scheme": worker_scheme,
+                "group_size": request.group_size, "ignore": ignore, "calibration": str(work / "calibration.json"),
+                "max_seq_len": request.max_seq_len, "seed": request.seed,
+                **{k: request.options[k] for k in ("dampening", "smoothing_strength") if k in request.options},
+            }
+            (work / "request.json").write_text(json.dumps(req), encoding="utf-8")
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
+            env.pop("PYTHONPATH", None)
+            try:
+                ran = run_tool([python, WORKER, work / "request.json"], what=f"llmcompressor {worker_scheme}",
+                               log=work / "worker.log", timeout_s=float(request.options.get("tool_timeout_s", DEFAULT_TIMEOUT_S)),
+                               env=env)
+                output = ran.output
+            except BackendError as exc:
+                output = getattr(exc, "output", "")
+                report = _last_json(output)
+                if report is None:
+                    raise
+                if report.get("kind") == "oom":
+                    raise BackendError("llmcompressor: out of memory while quantizing",
+                                       hint="use a machine with more memory, or lower calibration.samples / max_seq_len") from None
+                raise BackendError(f"llmcompressor {worker_scheme} failed: {report.get('error')}",
+                                   hint="the worker's traceback is in the run log; no artifact was cached") from None
+        report = _last_json(output) or {}
+        config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+        if "quantization_config" not in config:
+            raise BackendError("llmcompressor wrote no quantization_config into config.json")
+        params = {"scheme": worker_scheme, "group_size": request.group_size, "ignore": ignore,
+                  "samples": len(request.calibration_texts), "max_seq_len": request.max_seq_len, "seed": request.seed,
+                  "recipe": report.get("recipe")}
+        versions = {f"{k} (llmcompressor env)": v for k, v in dict(report.get("versions") or {}).items()}
+        return QuantizeOutcome(params=params, versions=versions)
+
+    def cache_fields(self) -> dict[str, Any]:
+        lock = env_dir() / "requirements.lock"
+        return {"llmcompressor": VERSION, "env": lock.read_text(encoding="utf-8") if lock.is_file() else None}
+
+    def load(self, path: Path, device: str = "cpu") -> Any:
+        """The compressed-tensors checkpoint through transformers (decompressed on load)."""
+        from transformers import AutoModelForCausalLM
+
+        from gate.quantize.sources import compute_dtype
+
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=compute_dtype(device))
+        except Exception as exc:
+            raise BackendError(f"{path}: transformers cannot load the compressed-tensors artifact: {type(exc).__name__}: {exc}",
+                               hint="install compressed-tensors==0.19.0 in the project environment") from None
+        return model.to(device).eval()  # type: ignore[arg-type]
+
+
+def _last_json(output: str) -> dict[str, Any] | None:
+    for line in reversed(output.splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+

@@ -1,0 +1,87 @@
+"""The llm-compressor backend: its isolated environment, a real worker run, the reload in transformers.
+
+Tests that need the environment of ``scripts/make-llmcompressor-env.sh`` skip with the reason when
+it is absent, except under ``CI=true`` where they fail (CI creates it first, ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gate.errors import BackendError
+from gate.quantize.interface import LinearShape, ModelShape, QuantizeRequest, QuantizerInputError
+from gate.quantize.llmc import ENV_VAR, VERSION, LlmCompressorBackend, find_env
+from tests.quantize.helpers import make_repo
+
+
+def require_env() -> None:
+    try:
+        find_env()
+    except BackendError as exc:
+        reason = f"{exc.message}; run scripts/make-llmcompressor-env.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+SHAPE = ModelShape(model_type="llama", hidden_size=64, num_layers=1, linears=(
+    LinearShape("model.layers.0.self_attn.q_proj", 64, 64), LinearShape("lm_head", 64, 256)))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "bits", "group", "options", "message"),
+    [
+        ("gptq", 4, 64, {}, "quantization.format: llmcompressor writes ct-w4a16, ct-w8a16, ct-w8a8-int8, ct-fp8, not 'gptq'"),
+        ("ct-w4a16", 8, 64, {}, "quantization.bits: ct-w4a16 stores 4-bit weights, not 8-bit"),
+        ("ct-w8a16", 8, 64, {"algorithm": "awq"}, "quantization.options.algorithm: 'awq' is not available for ct-w8a16"),
+        ("ct-w8a8-int8", 8, 64, {}, "quantization.group_size: ct-w8a8-int8 is per channel"),
+    ],
+)
+def test_bad_requests_are_refused(fmt: str, bits: int, group: int, options: dict[str, object], message: str) -> None:
+    req = QuantizeRequest(method="llmcompressor", bits=bits, group_size=group, format=fmt, options=options)
+    with pytest.raises(QuantizerInputError) as info:
+        LlmCompressorBackend().validate(req, SHAPE)
+    assert info.value.message == message
+
+
+def test_missing_environment_names_the_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    with pytest.raises(BackendError) as info:
+        find_env()
+    assert str(info.value) == (
+        f"the llm-compressor environment is missing: {tmp_path}/env is not a finished environment\n"
+        f"  Hint: run scripts/make-llmcompressor-env.sh (creates it once: torch 2.13.0 CPU + llmcompressor {VERSION}), "
+        f"or point {ENV_VAR} at one"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "group", "options", "scheme"),
+    [("ct-w4a16", 32, {}, "gptq-w4a16"), ("ct-w4a16", 32, {"algorithm": "awq"}, "awq-w4a16"),
+     ("ct-w8a8-int8", None, {}, "w8a8-int8")],
+)
+def test_quantizes_in_its_environment_and_reloads_in_transformers(
+    tmp_path: Path, trained_tiny_llama_dir: Path, fmt: str, group: int | None, options: dict[str, object], scheme: str
+) -> None:
+    from gate.quantize import load_for_eval, prepare_baseline, produce_artifact
+
+    require_env()
+    bits = 4 if fmt == "ct-w4a16" else 8
+    loaded = make_repo(tmp_path, trained_tiny_llama_dir, method="llmcompressor", bits=bits, group_size=group, fmt=fmt,
+                       options=options, samples=32, max_seq_len=32)
+    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
+    artifact = produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
+    config = json.loads((artifact.path / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "compressed-tensors"
+    assert (artifact.path / "recipe.yaml").is_file()
+    assert artifact.params["scheme"] == scheme and artifact.params["ignore"] == ["lm_head"]
+    assert "Modifier" in str(artifact.params["recipe"])
+    assert artifact.versions["llmcompressor (llmcompressor env)"] == VERSION
+    assert artifact.versions["transformers (llmcompressor env)"] == "5.17.0"
+    assert artifact.sanity is not None and artifact.sanity.passed and artifact.sanity.ratio < 1.5
+    model, _ = load_for_eval(artifact.path)
+    assert model.config.model_type == "llama"
