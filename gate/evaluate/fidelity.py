@@ -274,6 +274,9 @@ def compare(
         passed=None if outcome in (None, "inconclusive") else outcome == "pass",
         outcome=outcome,
         reasons=reasons,
+        kl_outcome=judged[0][0],
+        flip_outcome=judged[1][0],
+        undecided=kl.undecided or fl.undecided,
     )
 
 

@@ -115,6 +115,12 @@ class FidelityResult(_Frozen):
     is within its limit, fail when some lower bound is beyond one, else inconclusive; None when
     the spec sets no fidelity limit."""
     reasons: list[str] = Field(default_factory=list)
+    kl_outcome: FidelityOutcome | None = None
+    """The KL limit's own outcome (None: no max_kl, or a result recorded before it was kept)."""
+    flip_outcome: FidelityOutcome | None = None
+    """The flip-rate limit's own outcome (None: no max_flip_rate, or an older result)."""
+    undecided: str | None = None
+    """Why the documents cannot support a decision (too few, no spread), when they cannot."""
 
 
 class ModelPerformance(_Frozen):

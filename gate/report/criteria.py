@@ -269,17 +269,26 @@ def fidelity_criteria(r: GateResult) -> list[Criterion]:
         lambda x: f"{sig(x, 3)} nats", lambda x: f"{declared(x)} nats")
     flips: tuple[Callable[[float], str], Callable[[float], str]] = (
         lambda x: f"{fixed(x * 100, 1)}%", lambda x: f"{declared(x * 100)}%")
-    for label, value, low, high, limit, (unit_value, limit_value) in (
-        ("KL divergence", f.kl_mean, f.kl_ci_low, f.kl_ci_high, f.max_kl, kl),
-        ("top-1 flip rate", f.flip_rate, f.flip_ci_low, f.flip_ci_high, f.max_flip_rate, flips),
+    for label, value, low, high, limit, judged, (unit_value, limit_value) in (
+        ("KL divergence", f.kl_mean, f.kl_ci_low, f.kl_ci_high, f.max_kl, f.kl_outcome, kl),
+        ("top-1 flip rate", f.flip_rate, f.flip_ci_low, f.flip_ci_high, f.max_flip_rate, f.flip_outcome, flips),
     ):
-        outcome = _bound_outcome(low, high, limit) if limit is not None else None
+        # The gate's own outcome; bounds alone only for results recorded before it was kept.
+        if limit is None:
+            outcome = None
+        elif judged is not None:
+            outcome = Decision(judged)
+        else:
+            outcome = _bound_outcome(low, high, limit)
         interval = f"{level} CI {unit_value(low).removesuffix(' nats')} to {unit_value(high)}"
         limit_text = limit_value(limit) if limit is not None else "—"
         if limit is None:
             reason = f"{label} {unit_value(value)} ({interval}), no limit set"
         elif outcome is Decision.failed:
             reason = f"{label} {unit_value(value)} ({interval}) {where}, over its {limit_text} limit"
+        elif outcome is Decision.inconclusive and f.undecided:
+            reason = (f"{label} {unit_value(value)} ({interval}) {where}: not decided against its "
+                      f"{limit_text} limit ({f.undecided}); compare more texts to decide")
         elif outcome is Decision.inconclusive:
             reason = (f"{label} {unit_value(value)} ({interval}) {where}: the {limit_text} limit is "
                       "inside the interval; compare more tokens to decide")

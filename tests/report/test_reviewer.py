@@ -278,3 +278,24 @@ def test_gate_report_in_a_100_column_terminal(tmp_path: object, monkeypatch: pyt
     assert max(cell_len(line) for line in lines) <= 100
     assert all(line.rstrip()[-1] in "┓┃┩│┘" for line in lines if line[:1] in BORDERS)
     assert any("models/support.yaml:29:12" in line for line in lines)
+
+
+# ---- fidelity rows follow the gate's own outcome -------------------------------------------------
+
+
+def test_fidelity_rows_show_the_gates_outcome_not_one_rederived_from_the_bounds() -> None:
+    """Too few documents: the bounds sit under the limit, yet the gate did not decide; the row says so."""
+    from gate.evaluate.interface import FidelityResult
+    from gate.report.criteria import fidelity_criteria
+
+    result = failed_run()
+    fidelity = FidelityResult.model_validate(result.fidelity).model_copy(update={
+        "outcome": "inconclusive", "passed": None, "kl_outcome": "inconclusive", "flip_outcome": "inconclusive",
+        "undecided": "12 documents; at least 20 are needed"})
+    rows = fidelity_criteria(result.model_copy(update={"fidelity": fidelity.model_dump(mode="json")}))
+    assert [row.outcome for row in rows] == [Decision.inconclusive, Decision.inconclusive]
+    assert rows[0].reason == (
+        "KL divergence 0.0213 nats (95% CI 0.0190 to 0.0236 nats) on 2,048 tokens of qg_license_ppl: not decided "
+        "against its 0.05 nats limit (12 documents; at least 20 are needed); compare more texts to decide")
+    # A result recorded before the per-limit outcomes were kept is judged on its bounds.
+    assert [row.outcome for row in fidelity_criteria(result)] == [Decision.passed, Decision.passed]
