@@ -21,6 +21,7 @@ from gate.result import (
     GateResult,
     Location,
     Severity,
+    SpecPower,
     SpecRef,
     StageRecord,
     Verdict,
@@ -58,6 +59,8 @@ class StaticOutcome:
     """Rule checks that ran (None when the spec did not load)."""
     stages: list[StageRecord] = field(default_factory=list)
     error: GateError | None = None
+    power: SpecPower | None = None
+    """Chance of each criterion (and the spec) to PASS an unchanged model at the declared sizes."""
 
     @property
     def blocked(self) -> bool:
@@ -147,10 +150,22 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
         evaluation = stage("policy", lambda: run_checks(facts, policies))
         outcome.findings = list(evaluation.findings)
         outcome.checks = evaluation.checks
+        if loaded.spec.quality is not None:  # shown even when blocked: authors size the eval sets early
+            outcome.power = spec_power(loaded, options.repo_root)
     except GateError as exc:
         outcome.error = exc
         outcome.findings.extend(error_findings(exc))
     return outcome
+
+
+def spec_power(loaded: LoadedSpec, repo_root: Path) -> SpecPower | None:
+    """``check_power`` for ``gate check``; a task it cannot read is the rules' to report, not this."""
+    from gate.evaluate.plan import check_power
+
+    try:
+        return check_power(loaded, repo_root)
+    except GateError:
+        return None
 
 
 def static_result(outcome: StaticOutcome, command: str = "check") -> GateResult:
@@ -182,6 +197,7 @@ def static_result(outcome: StaticOutcome, command: str = "check") -> GateResult:
         stages=outcome.stages,
         weights=outcome.facts.weights.model_dump(mode="json") if outcome.facts and outcome.facts.weights else None,
         plan=outcome.facts.plan.model_dump(mode="json") if outcome.facts and outcome.facts.plan else None,
+        power=outcome.power,
         error=str(error) if error is not None else None,
     )
 

@@ -83,10 +83,13 @@ WAIVER_UNUSED = EngineCheck(
 EVAL_SET_TOO_SMALL = EngineCheck(
     "QG490", "evaluate.eval-set-resolves-tolerance", Severity.deny,
     "The evaluation set must be large enough to resolve the declared tolerance at the declared confidence.",
-    "Small eval sets cannot resolve tight tolerances: accuracy 0.73 on 250 items has a 95% interval of\n"
-    "about +-5.5 points. `gate run` sizes every metric before any model runs (paired design, planning\n"
-    "assumptions in docs/verdict.md) and refuses a set that cannot reach a verdict, saying how many\n"
-    "items are needed, instead of spending compute on a coin flip. Checked by `gate run`, not `gate check`.",
+    "Some eval sets can never PASS a tight tolerance: with 300 items a 1-point drop cannot be excluded at\n"
+    "95% even when every item agrees (304 are needed). `gate run` checks every metric before any model\n"
+    "runs and refuses such a set as INCONCLUSIVE, saying how many items are needed, instead of spending\n"
+    "compute on a verdict that cannot come; the policy's `inconclusive` setting decides whether that\n"
+    "blocks (it does by default). Sets that can PASS are not refused: how likely they are to is shown\n"
+    "by `gate check` as the power of each criterion and of the spec, and an INCONCLUSIVE metric reports\n"
+    "the items it would need, projected from the spread the run measured (docs/verdict.md).",
     "quality:\n  metrics:\n    - {task: qg_reasoning, metric: acc, max_drop: 0.5, limit: 200}\n",
     "quality:\n  metrics:\n    - {task: qg_reasoning, metric: acc, max_drop: 2.0}   # all 2000 items\n",
 )

@@ -299,6 +299,15 @@ def measurement_rows(r: GateResult) -> list[tuple[str, str]]:
     return rows
 
 
+def power_rows(r: GateResult) -> list[tuple[str, str]]:
+    """``gate check``'s power per criterion and for the whole spec (every criterion must PASS)."""
+    if r.power is None:
+        return []
+    from gate.verdict.sample_size import describe_power
+
+    return [tuple(line.split(": ", 1)) for line in describe_power(r.power)]  # type: ignore[misc]
+
+
 def provenance_rows(r: GateResult) -> list[tuple[str, str]]:
     labels = {
         "path": "spec", "name": "name", "sha256": "spec sha256", "owner": "owner", "tier": "tier",
@@ -349,6 +358,7 @@ def details_blocks(r: GateResult, context: ReportContext) -> list[str]:
                   "", "</details>"]
     blocks = [
         ("Speed and memory measurements (baseline → candidate)", measurement_rows(r)),
+        ("Chance to PASS an unchanged model at the declared sizes", power_rows(r)),
         ("Provenance", provenance_rows(r)),
         ("Runtime", list(r.runtime.items())),
         ("Timings", timing_rows(r)),

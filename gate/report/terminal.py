@@ -93,6 +93,12 @@ def _spec(console: Console, r: GateResult) -> None:
         console.print(findings_table(r, console.width))
     for plan_line in plan_lines(r):
         console.print(Text(plan_line, style="dim" if plan_line.startswith("  ") else ""))
+    if r.power is not None:
+        from gate.verdict.sample_size import describe_power
+
+        console.print(Text("chance to PASS an unchanged model at the declared sizes:"))
+        for power_line in describe_power(r.power):
+            console.print(Text(f"  {one_line(power_line)}", style="dim"))
     rows = criteria(r)
     if rows:
         console.print(criteria_table(rows, console.width))

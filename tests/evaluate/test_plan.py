@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gate.evaluate.plan import build_plan, planned_metrics, sample_size_findings
 from gate.spec.loader import load_spec
 from tests.evaluate.repo import spec_text, write_tasks
@@ -62,3 +64,38 @@ def test_undersized_metrics_become_blocking_findings(tmp_path: Path) -> None:
     [allowed] = sample_size_findings(plan, inconclusive="allow")
     assert not allowed.blocking and allowed.message == finding.message
     assert str(finding.location).endswith("tiny.yaml:25:7")
+
+
+def test_check_power_per_criterion_and_for_the_spec(tmp_path: Path) -> None:
+    """`gate check`'s power: the chance an unchanged model PASSES each criterion at its declared size,
+    and the spec's (every criterion must PASS), worded for the report."""
+    from gate.evaluate.plan import check_power
+    from gate.verdict.sample_size import describe_power
+
+    power = check_power(load_spec(_spec(tmp_path)), tmp_path)
+    assert [(c.criterion, c.n, c.smallest_look) for c in power.criteria] == [
+        ("tiny_mc/acc", 100, 75), ("qg_reasoning/acc", 2000, 500), ("qg_instructions/acc", 2000, 500)]
+    assert power.overall is not None
+    known = [c.power for c in power.criteria if c.power is not None]
+    assert abs(power.overall - known[0] * known[1] * known[2]) < 1e-12
+    assert describe_power(power) == [
+        "tiny_mc/acc: 100 items (first look 75): power 95% (assumed discordance 10%)",
+        "qg_reasoning/acc: 2,000 items (first look 500): power >99% (assumed discordance 10%)",
+        "qg_instructions/acc: 2,000 items (first look 500): power >99% (assumed discordance 10%)",
+        "spec: power 95% (every criterion must PASS)",
+    ]
+
+
+def test_gate_check_reports_the_power(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gate.cli import main
+    from gate.result import GateResult
+
+    spec = _spec(tmp_path)
+    main(["check", str(spec), "--repo-root", str(tmp_path), "--format", "json"])
+    result = GateResult.model_validate_json(capsys.readouterr().out)
+    assert result.power is not None and result.power.overall is not None
+    assert [c.criterion for c in result.power.criteria] == ["tiny_mc/acc", "qg_reasoning/acc", "qg_instructions/acc"]
+    main(["check", str(spec), "--repo-root", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "chance to PASS an unchanged model at the declared sizes:\n" in out
+    assert "  spec: power 95% (every criterion must PASS)\n" in out
