@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,13 +186,22 @@ def _load_local(name: str, path: Path, roots: TaskRoots) -> TaskSource:
                             location=SourceLocation(shown(path, roots.repo)))
     split = config.get("test_split") or config.get("validation_split")
     n_items = _count_items(config, split) if files else None
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    digest = hashlib.sha256(_portable(json.dumps(config, sort_keys=True, default=str), roots).encode())
     digest.update(inspected.digest.encode())
     for f in files:
         digest.update(_file_sha256(f))
     return TaskSource(name=name, yaml_path=path, config=config, data_files=tuple(files), n_items=n_items,
                       sha256=digest.hexdigest(), shipped=roots is SHIPPED_ROOTS,
                       definition_files=tuple(inspected.files))
+
+
+def _portable(text: str, roots: TaskRoots) -> str:
+    """The config's resolved data paths made relative to the checkout, so the task's identity (a
+    baseline-cache and shared-registry key) is the same on every runner whatever its checkout path;
+    the data files' bytes are hashed separately."""
+    for root in sorted({str(roots.repo), str(roots.repo.resolve())}, key=len, reverse=True):
+        text = text.replace(json.dumps(root + os.sep)[1:-1], "$ROOT/")
+    return text
 
 
 def _file_sha256(path: Path) -> bytes:

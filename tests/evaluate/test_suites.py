@@ -73,6 +73,23 @@ def test_repo_task_data_paths_resolve_against_the_yaml_folder(tmp_path: Path) ->
     assert str((tmp_path / "tasks" / "data" / "mine.jsonl").resolve()) in written
 
 
+
+def _mine(root: Path, text: str = '{"q": 1}\n') -> None:
+    (root / "tasks" / "data").mkdir(parents=True)
+    (root / "tasks" / "data" / "mine.jsonl").write_text(text)
+    (root / "tasks" / "mine.yaml").write_text(
+        "task: mine\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: data/mine.jsonl\ntest_split: test\n"
+    )
+
+
+def test_a_tasks_identity_does_not_depend_on_the_checkout_path(tmp_path: Path) -> None:
+    """Runners check out at different paths: the same task (the key of shared baseline results) must hash alike."""
+    for root in ("runner-a/repo", "runner-b/checkout/repo", "runner-c/repo"):
+        _mine(tmp_path / root, '{"q": 2}\n' if root.startswith("runner-c") else '{"q": 1}\n')
+    a, b, c = (resolve_task("mine", tmp_path / r) for r in ("runner-a/repo", "runner-b/checkout/repo", "runner-c/repo"))
+    assert a.sha256 == b.sha256
+    assert a.sha256 != c.sha256  # other data, other identity
+
 def test_missing_task_data_is_a_task_error(tmp_path: Path) -> None:
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "gone.yaml").write_text(

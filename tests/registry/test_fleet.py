@@ -2,9 +2,8 @@
 empty cache directory) reuses the first one's baseline results and evaluates no baseline; both runs
 are recorded fleet-wide, the first also in MLflow, and the second's MLflow outage changes nothing.
 
-Both checkouts sit at the same path, as on a runner pool (``$RUNNER_WORKSPACE/<repo>/<repo>``): the
-task hash in the content key currently covers the resolved task config, whose data paths are
-absolute (``gate/evaluate/suites.py``), so checkouts at different paths would not share.
+The two checkouts sit at different paths: the content key holds no path of the checkout (task
+identities are made relative to it in ``gate/evaluate/suites.py``).
 """
 
 from __future__ import annotations
@@ -39,10 +38,10 @@ def _stage(result: GateResult, name: str) -> dict[str, object]:
 def test_second_runner_reuses_the_first_runners_baseline_through_the_registry(
     trained_tiny_llama_dir: Path, tmp_path: Path, pg_url: str, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    checkout = tmp_path / "work" / "repo"
+    checkout = tmp_path / "runner-1" / "work" / "repo"
     first_cache, second_cache = tmp_path / "runner-1-cache", tmp_path / "runner-2-cache"
     first = _run(make_repo(checkout, trained_tiny_llama_dir, INT8), checkout, first_cache, pg_url, mlflow_server)
-    checkout.rename(tmp_path / "runner-1-checkout")  # runner 1 is done; runner 2 checks out afresh
+    checkout = tmp_path / "runner-2" / "_work" / "models" / "models"  # another runner, another checkout path
     assert first.verdict.decision is Decision.passed, first.verdict.reasons
     assert _stage(first, "evaluate-baseline")["cache_hit"] is False
     assert _stage(first, "registry")["status"] == "ok"
