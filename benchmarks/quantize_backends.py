@@ -31,17 +31,21 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+_LLMC = "  method: llmcompressor\n  bits: {bits}\n  group_size: {group}\n  format: {fmt}\n  options: {{algorithm: {alg}}}\n"
 SCHEMES = {
-    "rtn-w4g64": "  method: rtn\n  bits: 4\n  group_size: 64\n  format: rtn\n",
-    "int8": "  method: int8\n  bits: 8\n  group_size: -1\n  format: int8-weight-only\n",
-    "awq-w4g64 (autoawq)": "  method: awq\n  bits: 4\n  group_size: 64\n  format: awq-gemm\n  options: {clip_search: false}\n",
     "gguf-q4_k_m": "  method: gguf\n  bits: 4\n  group_size: -1\n  format: gguf-q4_k_m\n",
-    "gguf-q5_k_m": "  method: gguf\n  bits: 5\n  group_size: -1\n  format: gguf-q5_k_m\n",
     "gguf-q8_0": "  method: gguf\n  bits: 8\n  group_size: -1\n  format: gguf-q8_0\n",
     "gguf-iq4_nl": "  method: gguf\n  bits: 4\n  group_size: -1\n  format: gguf-iq4_nl\n",
+    "rtn-w4g64": "  method: rtn\n  bits: 4\n  group_size: 64\n  format: rtn\n",
+    "int8": "  method: int8\n  bits: 8\n  group_size: -1\n  format: int8-weight-only\n",
+    "llmc-gptq-w4g64": _LLMC.format(bits=4, group=64, fmt="ct-w4a16", alg="gptq"),
+    "llmc-awq-w4g64": _LLMC.format(bits=4, group=64, fmt="ct-w4a16", alg="awq"),
+    "autoawq-w4g64": "  method: awq\n  bits: 4\n  group_size: 64\n  format: awq-gemm\n  options: {clip_search: false}\n",
+    "llmc-w8a8-int8": _LLMC.format(bits=8, group=-1, fmt="ct-w8a8-int8", alg="gptq"),
+    "gguf-q5_k_m": "  method: gguf\n  bits: 5\n  group_size: -1\n  format: gguf-q5_k_m\n",
 }
-"""SmolLM2-135M's widths (576, 1536) are not multiples of 256, so only 32-weight-block GGUF types
-(Q8_0, IQ4_NL) keep every layer at the named type; the K-quants are refused by the gate's check."""
+"""SmolLM2-135M's width 576 is not a multiple of 256: in the K-quant rows llama-quantize stores
+those tensors in a fallback type (``gguf_params.tensor_types`` says which)."""
 
 
 def spec_for(name: str, out: Path) -> Path:
@@ -100,6 +104,7 @@ def main() -> None:
         first = load_spec(spec_for("rtn-w4g64", work))
         baseline = prepare_baseline(first, REPO, default_cache_dir(REPO))
         rows.append({"scheme": "baseline (fp32)", "quantize_s": None, "word_perplexity": word_perplexity(baseline.path, docs)})
+        print(json.dumps(rows[-1]), flush=True)
         text = work / "eval.txt"
         text.write_text(imatrix_text(docs), encoding="utf-8")
         llama_base: float | None = None
