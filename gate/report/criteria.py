@@ -13,12 +13,43 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
 from gate.report.safe import one_line
 from gate.report.summary import RELATIVE_FORMS, plural
 from gate.result import Decision, Finding, GateResult, MetricResult
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from gate.evaluate.interface import FidelityResult, PerformanceResult
+
+Section = TypeVar("Section", bound="BaseModel")
+
+
+def section(data: dict[str, Any] | None, model: type[Section]) -> Section | None:
+    """A result section as its typed model; None when absent or of a shape this gate cannot read
+    (a result written by another version), so a renderer leaves the rows out instead of failing."""
+    if not data:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def fidelity_of(r: GateResult) -> FidelityResult | None:
+    from gate.evaluate.interface import FidelityResult
+
+    return section(r.fidelity, FidelityResult)
+
+
+def performance_of(r: GateResult) -> PerformanceResult | None:
+    from gate.evaluate.interface import PerformanceResult
+
+    return section(r.performance, PerformanceResult)
 
 GB = 1e9
 
@@ -254,13 +285,8 @@ def _bound_outcome(low: float, high: float, limit: float) -> Decision:
 
 
 def fidelity_criteria(r: GateResult) -> list[Criterion]:
-    if not r.fidelity:
-        return []
-    from gate.evaluate.interface import FidelityResult
-
-    try:
-        f = FidelityResult.model_validate(r.fidelity)
-    except ValidationError:
+    f = fidelity_of(r)
+    if f is None:
         return []
     level = confidence(f.confidence)
     where = f"on {f.tokens:,} tokens of {one_line(f.texts)}"
@@ -312,13 +338,8 @@ def _check_outcome(passed: bool | None) -> Decision | None:
 
 
 def performance_criteria(r: GateResult) -> list[Criterion]:
-    if not r.performance:
-        return []
-    from gate.evaluate.interface import PerformanceResult
-
-    try:
-        p = PerformanceResult.model_validate(r.performance)
-    except ValidationError:
+    p = performance_of(r)
+    if p is None:
         return []
     checks = {c.name: c for c in p.checks}
     rows: list[Criterion] = []
@@ -418,13 +439,8 @@ def constraint_warnings(r: GateResult) -> list[str]:
               if f.slug.startswith("constraint.") and f.stage not in ("spec", "policy", "weights", "plan")]
     if raised:
         return raised
-    if not r.performance:
-        return []
-    from gate.evaluate.interface import PerformanceResult
-
-    try:
-        p = PerformanceResult.model_validate(r.performance)
-    except ValidationError:
+    p = performance_of(r)
+    if p is None:
         return []
     if any(c.passed is None for c in p.checks):
         return []  # measured off the target's kind of device: ratios say little (as QG702/QG703 judge)

@@ -271,16 +271,10 @@ def findings_summary(r: GateResult) -> str:
 
 def measurement_rows(r: GateResult) -> list[tuple[str, str]]:
     """Latency and sizes behind the performance rows."""
-    if not r.performance:
-        return []
-    from pydantic import ValidationError
+    from gate.report.criteria import gigabytes, performance_of
 
-    from gate.evaluate.interface import PerformanceResult
-    from gate.report.criteria import gigabytes
-
-    try:
-        p = PerformanceResult.model_validate(r.performance)
-    except ValidationError:
+    p = performance_of(r)
+    if p is None:
         return []
     b, q = p.baseline, p.quantized
     rows = [

@@ -219,13 +219,8 @@ def criteria_table(criteria_rows: list[Criterion], width: int) -> Table:
 
 def plan_lines(r: GateResult) -> list[str]:
     """The memory plan's breakdown and headroom (empty when the plan stage did not run)."""
-    if not r.plan:
-        return []
-    from pydantic import ValidationError
-
     from gate.plan.memory import MemoryPlan
+    from gate.report.criteria import section
 
-    try:
-        return [plain(line) for line in MemoryPlan.model_validate(r.plan).summary()]
-    except ValidationError:
-        return []
+    plan = section(r.plan, MemoryPlan)
+    return [plain(line) for line in plan.summary()] if plan is not None else []
