@@ -95,3 +95,14 @@ def test_ci_run_fails_when_pytest_fails_or_collects_nothing(tmp_path: Path, pyte
     assert lines[-1].startswith("pytest -q ")
     if pytest_rc == 5:
         assert proc.stderr == "ci: pytest collected no tests (exit 5); the suite is never empty, so this is a failure\n"
+
+
+def test_a_missing_tool_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.needs import unavailable
+
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"^no tool$"):
+        unavailable("no tool")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"^no tool; CI must run these tests \(\.ci/run installs what they need\)$"):
+        unavailable("no tool")

@@ -20,12 +20,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from ruamel.yaml import YAML
 
 from gate.report.github import sticky_jq
+from tests.needs import unavailable
 from tests.plan.test_changes import commit, git, make_repo, spec_text, write
 from tests.report.samples import failed_run
 
@@ -170,10 +171,8 @@ def test_repository_files() -> None:
 
 # ---- linters ------------------------------------------------------------------------------------
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"actionlint must run in CI: {reason}")
-    pytest.skip(reason)
+def _unavailable(reason: str) -> NoReturn:
+    unavailable(f"actionlint cannot run: {reason}")
 
 
 @pytest.fixture(scope="module")

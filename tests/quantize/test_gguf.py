@@ -18,6 +18,7 @@ from gate.errors import BackendError, InputError
 from gate.quantize.gguf import DESCRIPTOR, GgufBackend, imatrix_text, tensor_overrides
 from gate.quantize.interface import LinearShape, ModelShape, QuantizeRequest, QuantizerInputError
 from gate.quantize.llamacpp import BUILD_SCRIPT, ENV_VAR, LLAMA_CPP_VERSION, build_dir, find_llama_cpp
+from tests.needs import unavailable
 from tests.quantize.helpers import make_repo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,10 +28,7 @@ def require_llama_cpp() -> None:
     try:
         find_llama_cpp()
     except BackendError as exc:
-        reason = f"llama.cpp build missing ({exc.message}); run {BUILD_SCRIPT}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"llama.cpp build missing ({exc.message}); run {BUILD_SCRIPT}")
 
 
 def shape(in_features: int = 256, model_type: str = "llama") -> ModelShape:

@@ -7,7 +7,6 @@ it is absent, except under ``CI=true`` where they fail (CI creates it first, ``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from gate.errors import BackendError
 from gate.quantize.interface import LinearShape, ModelShape, QuantizeRequest, QuantizerInputError
 from gate.quantize.llmc import ENV_VAR, VERSION, LlmCompressorBackend, find_env
+from tests.needs import unavailable
 from tests.quantize.helpers import make_repo
 
 
@@ -22,10 +22,7 @@ def require_env() -> None:
     try:
         find_env()
     except BackendError as exc:
-        reason = f"{exc.message}; run scripts/make-llmcompressor-env.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"{exc.message}; run scripts/make-llmcompressor-env.sh")
 
 
 SHAPE = ModelShape(model_type="llama", hidden_size=64, num_layers=1, linears=(

@@ -6,23 +6,20 @@ Skips with its reason when chromium is missing locally; in CI (``CI=true``) chro
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from gate.report import ReportFormat, render
 from gate.report.preview import COLUMN_PX, Layout, example_markdown, find_chromium, layout, screenshot
+from tests.needs import unavailable
 from tests.report.samples import error_check, failed_run, inconclusive_run, passed_check
 from tests.report.test_golden import CONTEXT
 from tests.report.test_reviewer import hostile_result
 
 if find_chromium() is None:
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium is required in CI for the comment render tests: apt-get install -y chromium",
-                    pytrace=False)
-    pytest.skip("chromium is not installed (apt-get install -y chromium); the comment render tests need it",
-                allow_module_level=True)
+    unavailable("chromium is not installed (apt-get install -y chromium); the comment render tests need it",
+                module=True)
 
 
 @pytest.fixture(scope="module")
