@@ -101,6 +101,9 @@ def scan_file(
     except OSError as exc:
         what = "a symlink loop" if exc.errno == 40 else "a dangling symlink" if path.is_symlink() else "unreadable"
         return ScannedFile(_not_regular(shown, f"is {what} ({exc.strerror})"))
+    if stat.S_ISDIR(info.st_mode):
+        return ScannedFile(_not_regular(
+            shown, "is a symlink to a directory: not followed, so nothing under it was scanned"))
     if not stat.S_ISREG(info.st_mode):
         kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "a device or special file"
         return ScannedFile(_not_regular(shown, f"is {kind}, not a regular file: never opened"))

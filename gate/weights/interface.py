@@ -68,7 +68,7 @@ class FileFormat(StrEnum):
     sevenzip = "7z"
     """7z, zstd, lz4 and rar: containers the gate cannot open, refused unread (``reason`` names which)."""
     special = "special"
-    """Not a regular file: a FIFO, socket, device, symlink loop or dangling symlink."""
+    """Not a regular file: a FIFO, socket, device, symlinked directory, symlink loop or dangling symlink."""
     unknown = "unknown"
     """Bytes no parser positively identified."""
     other = "other"
@@ -96,7 +96,7 @@ class FileVerdict(StrEnum):
     limit = "limit-exceeded"
     """A bounded-work limit was hit before the analysis finished (``limit`` names it; QG514)."""
     not_regular = "not-regular"
-    """A FIFO, socket, device, symlink loop or dangling symlink (QG518): never opened."""
+    """A FIFO, socket, device, symlinked directory, symlink loop or dangling symlink (QG518): never opened."""
     other = "other"
     """A positively identified inert file (JSON, text, tokenizer, SentencePiece, plain array)."""
 

@@ -117,16 +117,21 @@ def hash_files(
 
 
 def model_files(model_path: Path, *, exclude: Iterable[Path] = ()) -> list[Path]:
-    """Every regular file of a model: a GGUF file itself, or a directory's files (recursively,
-    sorted, without ``.git``/``.cache``). Symlinks are followed only by the caller's choice: this
-    lists them like files; confinement decides whether they may be read."""
+    """Every file of a model: a GGUF file itself, or a directory's files (recursively, sorted,
+    without ``.git``/``.cache``). Symlinks are followed only by the caller's choice: this lists them
+    like files (a symlinked directory too, never descended into); confinement decides whether they
+    may be read, and the scan refuses anything that is not a regular file."""
     if model_path.is_file():
         return [model_path]
     skip = {Path(os.path.realpath(p)) for p in exclude}  # realpath: no RuntimeError on a symlink loop
     found: list[Path] = []
     for root, dirs, files in os.walk(model_path):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        for name in sorted(files):
+        # os.walk does not follow a symlinked directory; it is listed as an entry of its own so the
+        # scan reports it (QG518) instead of silently skipping what it hides.
+        linked = [d for d in dirs if (Path(root) / d).is_symlink()]
+        dirs[:] = [d for d in dirs if d not in linked]
+        for name in sorted([*files, *linked]):
             path = Path(root) / name
             if Path(os.path.realpath(path)) in skip:
                 continue
@@ -150,7 +155,7 @@ def build_lockfile(
     for path in files:
         if not is_regular(path):
             raise WeightsError(
-                "is not a regular file (a FIFO, device, symlink loop or dangling symlink); it cannot be pinned",
+                "is not a regular file (a FIFO, device, symlinked directory, symlink loop or dangling symlink); it cannot be pinned",
                 hint="remove it from the model directory, or replace it with the real file",
                 location=SourceLocation(str(path)),
             )

@@ -109,6 +109,21 @@ def test_fifo_in_a_locked_directory_never_blocks_the_hash(repo: Path, capsys: py
     assert main(["lock", str(repo / "weights" / "tiny"), "--out", str(repo / "locks" / "x.lock.json")]) == 2
 
 
+
+def test_a_symlinked_directory_cannot_hide_files_from_the_scan(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """os.walk does not descend into a linked directory: it is a finding, never a silent skip."""
+    assert main(["lock", str(repo / "weights" / "tiny"), "--out", str(repo / "locks" / "tiny.lock.json")]) == 0
+    (repo / "other").mkdir()
+    (repo / "other" / "evil.pkl").write_bytes(b"L0x10L\n0cos\nsystem\n(V touch /tmp/PWNED\ntR.")  # the issue's repro
+    (repo / "weights" / "tiny" / "extra").symlink_to("../../other", target_is_directory=True)
+    code, findings = check(repo, write_spec(repo, LOCAL), capsys)
+    assert code == 1
+    assert ("QG518", "weights/tiny/extra: is a symlink to a directory: not followed, so nothing under it was scanned") in {
+        (f["rule_id"], f["message"]) for f in findings
+    }
+    assert main(["lock", str(repo / "weights" / "tiny"), "--out", str(repo / "locks" / "x.lock.json")]) == 2
+    assert not (repo / "locks" / "x.lock.json").exists()
+
 def test_changed_chat_template_is_diffed_against_the_base_commit(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = repo / "weights" / "tiny" / "tokenizer_config.json"
     data = json.loads(config.read_text())

@@ -16,7 +16,7 @@ class RegularFiles(Rule):
     slug = "weights.regular-files"
     stage = "weights"
     waivable = False
-    summary = "Every model file is a regular file: no FIFO, socket, device, symlink loop or dangling symlink."
+    summary = "Every model file is a regular file: no FIFO, socket, device, symlinked directory, symlink loop or dangling symlink."
     why = (
         "A FIFO named `model.gguf` blocks every reader forever and a device file streams endlessly: the\n"
         "job hangs on the runner. A symlink loop or a dangling link is a file no loader can read. The gate\n"
