@@ -176,6 +176,28 @@ class SpecPower(_Frozen):
     """Product of the known criteria's powers (independent criteria; an upper bound while some are
     unknown); None when none is known."""
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(criterion, words) for a report, e.g. ``("qg_reasoning/acc", "2,000 items (first look 500):
+        power 81% (assumed discordance 10%)")`` and ``("spec", "power 52% (every criterion must PASS)")``."""
+        rows = []
+        for c in self.criteria:
+            shown = "unknown" if c.power is None else _percent(c.power)
+            rows.append((c.criterion, f"{c.n:,} items (first look {c.smallest_look:,}): power {shown} ({c.assumption})"))
+        if self.overall is not None:
+            unknown = sum(1 for c in self.criteria if c.power is None)
+            rest = f"; {unknown} criteria not known yet, so at most this" if unknown else ""
+            rows.append(("spec", f"power {_percent(self.overall)} (every criterion must PASS{rest})"))
+        return rows
+
+
+def _percent(p: float) -> str:
+    """Whole percent, never rounded to a certainty it is not: ``>99%`` and ``<1%`` at the ends."""
+    if 0.995 <= p < 1:
+        return ">99%"
+    if 0 < p < 0.005:
+        return "<1%"
+    return f"{p * 100:.0f}%"
+
 
 class Verdict(_Frozen):
     decision: Decision

@@ -295,11 +295,7 @@ def measurement_rows(r: GateResult) -> list[tuple[str, str]]:
 
 def power_rows(r: GateResult) -> list[tuple[str, str]]:
     """``gate check``'s power per criterion and for the whole spec (every criterion must PASS)."""
-    if r.power is None:
-        return []
-    from gate.verdict.sample_size import describe_power
-
-    return [tuple(line.split(": ", 1)) for line in describe_power(r.power)]  # type: ignore[misc]
+    return r.power.rows() if r.power is not None else []
 
 
 def provenance_rows(r: GateResult) -> list[tuple[str, str]]:

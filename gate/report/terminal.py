@@ -94,11 +94,9 @@ def _spec(console: Console, r: GateResult) -> None:
     for plan_line in plan_lines(r):
         console.print(Text(plan_line, style="dim" if plan_line.startswith("  ") else ""))
     if r.power is not None:
-        from gate.verdict.sample_size import describe_power
-
         console.print(Text("chance to PASS an unchanged model at the declared sizes:"))
-        for power_line in describe_power(r.power):
-            console.print(Text(f"  {one_line(power_line)}", style="dim"))
+        for label, words in r.power.rows():
+            console.print(Text(f"  {one_line(label)}: {one_line(words)}", style="dim"))
     rows = criteria(r)
     if rows:
         console.print(criteria_table(rows, console.width))

@@ -415,22 +415,5 @@ def spec_power(criteria: list[CriterionPower]) -> SpecPower:
 
 def describe_power(power: SpecPower) -> list[str]:
     """Plain lines for a report, e.g. ``qg_reasoning/acc: 2,000 items (first look 500): power 81%
-    (assumed discordance 10%)`` and ``spec: power 52% (every criterion must PASS)``."""
-    lines = []
-    for c in power.criteria:
-        shown = "unknown" if c.power is None else _percent(c.power)
-        lines.append(f"{c.criterion}: {c.n:,} items (first look {c.smallest_look:,}): power {shown} ({c.assumption})")
-    if power.overall is not None:
-        unknown = sum(1 for c in power.criteria if c.power is None)
-        rest = f"; {unknown} criteria not known yet, so at most this" if unknown else ""
-        lines.append(f"spec: power {_percent(power.overall)} (every criterion must PASS{rest})")
-    return lines
-
-
-def _percent(p: float) -> str:
-    """Whole percent, never rounded to a certainty it is not: ``>99%`` and ``<1%`` at the ends."""
-    if 0.995 <= p < 1:
-        return ">99%"
-    if 0 < p < 0.005:
-        return "<1%"
-    return f"{p * 100:.0f}%"
+    (assumed discordance 10%)`` and ``spec: power 52% (every criterion must PASS)`` (``SpecPower.rows``)."""
+    return [f"{label}: {words}" for label, words in power.rows()]
