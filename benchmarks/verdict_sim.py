@@ -3,6 +3,8 @@
 Run:  .venv/bin/python benchmarks/verdict_sim.py                 (2,000 reps per cell; minutes on 2 cores)
       .venv/bin/python benchmarks/verdict_sim.py --reps 300      (a quick look)
       .venv/bin/python benchmarks/verdict_sim.py --only binary   (one family: binary | continuous | fidelity)
+      .venv/bin/python benchmarks/verdict_sim.py --only continuous --dists 'skewed perplexity' --ns 30,50
+      .venv/bin/python benchmarks/verdict_sim.py --interim-share 1  (the plain design, for comparison)
 
 Every cell plants a true degradation and judges simulated per-item data with the gate's OWN
 decision functions, vectorised over repetitions (numpy): the same bounds ``compare_metric`` and
@@ -26,7 +28,7 @@ for), ``tol`` (exactly the tolerance: PASS is a false PASS), ``2tol`` (FAIL is t
 model twice as bad). Fidelity: ``limit/2``, ``limit``, ``2limit``. n in {30, 50, 100, 250, 500,
 1000} items (fidelity: documents); designs: one look, and the shipped 4-look sequential designs
 (Hwang-Shih-DeCani, O'Brien-Fleming, Pocock spending) with the gate's look floors
-(``plan_looks``). Rates carry Monte-Carlo standard errors and one-sided 95% Wilson bounds.
+(``plan_looks``) and interim looks at half their planned error (``sequential.INTERIM_SHARE``). Rates carry Monte-Carlo standard errors and one-sided 95% Wilson bounds.
 
 Checks (``violations``): false PASS upper 95% MC bound <= 5% in every cell; FAIL rate >= 80% at
 2x the tolerance wherever the gate's sample-size projection (``measured_n_needed``) says n
@@ -49,7 +51,7 @@ from gate.evaluate.fidelity import cluster_bounds
 from gate.spec.models import MetricTolerance
 from gate.verdict.intervals import decision_level, linearised_degradation, relative_score_z, skew_t_bounds
 from gate.verdict.sample_size import measured_n_needed, plan_looks
-from gate.verdict.sequential import SPENDING_FUNCTIONS, SequentialPlan
+from gate.verdict.sequential import INTERIM_SHARE, SPENDING_FUNCTIONS, SequentialPlan
 from gate.verdict.stats import PairedScores, normal_quantile, tango_z
 
 CONFIDENCE = 0.95
@@ -96,10 +98,11 @@ def rate(k: int, reps: int, z: float = 1.6448536269514722) -> tuple[float, float
     return p, math.sqrt(p * (1 - p) / reps), max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _plan(design: str, n: int, criteria: list[tuple[MetricTolerance, str, float | None]]) -> SequentialPlan:
+def _plan(design: str, n: int, criteria: list[tuple[MetricTolerance, str, float | None]],
+          interim_share: float = INTERIM_SHARE) -> SequentialPlan:
     if design == "single":
         return SequentialPlan.for_items(n, looks=1, confidence=CONFIDENCE)
-    return plan_looks(criteria, n, looks=4, confidence=CONFIDENCE, spending=design)
+    return plan_looks(criteria, n, looks=4, confidence=CONFIDENCE, spending=design, interim_share=interim_share)
 
 
 def _sequential(decide: Callable[[int, float], tuple[np.ndarray, np.ndarray]], plan: SequentialPlan,
@@ -162,7 +165,7 @@ def binary_needed(tol: MetricTolerance, acc: float, disc: float, drop: float) ->
 
 def binary_cells(reps: int, seed: int, ns: Iterable[int] = NS, cases: Iterable[tuple[bool, float, float]] | None = None,
                  designs: Iterable[str] = DESIGNS, planted: Iterable[tuple[str, float]] = PLANTED,
-                 boundary_reps: int | None = None) -> list[Cell]:
+                 boundary_reps: int | None = None, interim_share: float = INTERIM_SHARE) -> list[Cell]:
     rng = np.random.default_rng(seed)
     out = []
     cases = list(cases) if cases is not None else [
@@ -174,7 +177,7 @@ def binary_cells(reps: int, seed: int, ns: Iterable[int] = NS, cases: Iterable[t
         tol = binary_tolerance(relative, acc, disc)
         label = f"{'relative' if relative else 'absolute'} acc {acc:g} disc {disc:.0%}"
         for n in ns:
-            plans = {design: _plan(design, n, [(tol, "binary", acc)]) for design in designs}
+            plans = {design: _plan(design, n, [(tol, "binary", acc)], interim_share) for design in designs}
             sizes = sorted({s for plan in plans.values() for s in plan.look_sizes})
             for name, mult in planted:
                 r = boundary_reps if boundary_reps and name in BOUNDARY else reps
@@ -230,14 +233,14 @@ def _continuous_look(tol: MetricTolerance, kind: str, base: np.ndarray, quant: n
 def continuous_cells(reps: int, seed: int, ns: Iterable[int] = NS,
                      dists: Iterable[str] = ("normal", "heavy-tailed", "skewed perplexity"),
                      designs: Iterable[str] = DESIGNS, planted: Iterable[tuple[str, float]] = PLANTED,
-                     boundary_reps: int | None = None) -> list[Cell]:
+                     boundary_reps: int | None = None, interim_share: float = INTERIM_SHARE) -> list[Cell]:
     rng = np.random.default_rng(seed)
     out = []
     designs = list(designs)
     for dist in dists:
         tol, kind = continuous_tolerance(dist)
         for n in ns:
-            plans = {design: _plan(design, n, [(tol, kind, None)]) for design in designs}
+            plans = {design: _plan(design, n, [(tol, kind, None)], interim_share) for design in designs}
             for name, mult in planted:
                 pb, pq = continuous_data(dist, np.random.default_rng(seed + 99), 1, 20_000, mult)
                 needed = measured_n_needed(tol, PairedScores(pb[0], pq[0], kind), confidence=CONFIDENCE)  # type: ignore[arg-type]
@@ -377,17 +380,28 @@ def main() -> None:
                         help="reps of the cells planted at the tolerance (the false-PASS cells)")
     parser.add_argument("--seed", type=int, default=20261204)
     parser.add_argument("--only", choices=["binary", "continuous", "fidelity"], default=None)
+    parser.add_argument("--interim-share", type=float, default=INTERIM_SHARE,
+                        help="share of an interim look's planned error it is decided at (1: the plain "
+                             "design the gate used before)")
+    parser.add_argument("--ns", default=",".join(str(n) for n in NS),
+                        help="comma-separated n of the binary and continuous cells (fidelity keeps its document counts)")
+    parser.add_argument("--dists", default="normal,heavy-tailed,skewed perplexity",
+                        help="comma-separated continuous distributions")
     args = parser.parse_args()
+    ns = tuple(int(x) for x in args.ns.split(","))
     start = time.perf_counter()
     cells: list[Cell] = []
     if args.only in (None, "binary"):
-        cells += binary_cells(args.reps, args.seed, boundary_reps=args.boundary_reps)
+        cells += binary_cells(args.reps, args.seed, ns=ns, boundary_reps=args.boundary_reps,
+                              interim_share=args.interim_share)
     if args.only in (None, "continuous"):
-        cells += continuous_cells(args.reps, args.seed + 1, boundary_reps=args.boundary_reps)
+        cells += continuous_cells(args.reps, args.seed + 1, ns=ns, dists=args.dists.split(","),
+                                  boundary_reps=args.boundary_reps, interim_share=args.interim_share)
     if args.only in (None, "fidelity"):
         cells += fidelity_cells(args.reps, args.seed + 2, boundary_reps=args.boundary_reps)
     print(f"machine: {platform.machine()} {platform.system()}, numpy {np.__version__}; reps per cell {args.reps} "
-          f"({args.boundary_reps} at the tolerance), confidence {CONFIDENCE}; {len(cells)} cells in "
+          f"({args.boundary_reps} at the tolerance), confidence {CONFIDENCE}, interim share {args.interim_share:g}; "
+          f"{len(cells)} cells in "
           f"{time.perf_counter() - start:.0f} s")
     print()
     print("\n".join(table(cells)))

@@ -30,7 +30,7 @@ from gate.errors import InputError
 from gate.result import CriterionPower, SpecPower
 from gate.spec.models import MetricTolerance
 from gate.verdict.intervals import decision_level, t_quantile
-from gate.verdict.sequential import SequentialPlan
+from gate.verdict.sequential import INTERIM_SHARE, SequentialPlan
 from gate.verdict.stats import (
     RATIO_KINDS,
     SCORE_KINDS,
@@ -344,16 +344,19 @@ def plan_looks(
     looks: int,
     confidence: float,
     spending: str = "hwang-shih-decani",
+    interim_share: float = INTERIM_SHARE,
 ) -> SequentialPlan:
     """The sequential plan for one task, with no look below the decision floor of the criteria it
     decides (``(tolerance, kind, baseline accuracy or None)`` each).
 
     The floors are taken at the equally spaced plan's first-look nominal confidence (its
-    strictest); looks smaller than the largest floor are dropped (their alpha is not spent), so
-    the smallest remaining look is the one the report and ``check_resolvable`` speak of. With
+    strictest; interim looks decide at ``interim_share`` of their planned error, see
+    ``sequential``); looks smaller than the largest floor are dropped (their alpha is not spent),
+    so the smallest remaining look is the one the report and ``check_resolvable`` speak of. With
     every look below the floor: one look at ``n_total``.
     """
-    plan = SequentialPlan.for_items(n_total, looks=looks, confidence=confidence, spending=spending)  # type: ignore[arg-type]
+    plan = SequentialPlan.for_items(n_total, looks=looks, confidence=confidence, spending=spending,  # type: ignore[arg-type]
+                                    interim_share=interim_share)
     if plan.looks == 1:
         return plan
     floors = [decision_floor(t, kind, plan.nominal[0], acc) for t, kind, acc in tolerances]
@@ -361,7 +364,8 @@ def plan_looks(
     sizes = [s for s in plan.look_sizes if s >= floor] or [n_total]
     if sizes == plan.look_sizes:
         return plan
-    return SequentialPlan.for_look_sizes(sizes, confidence=confidence, spending=spending)  # type: ignore[arg-type]
+    return SequentialPlan.for_look_sizes(sizes, confidence=confidence, spending=spending,  # type: ignore[arg-type]
+                                         interim_share=interim_share)
 
 
 # --- Power at the declared size (what `gate check` shows before GPU time) -------------------------
