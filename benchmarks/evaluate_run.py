@@ -34,9 +34,8 @@ def _tiny_repo(root: Path) -> tuple[Path, Path]:
 
 
 def _run(spec: Path, repo: Path, cache: Path) -> tuple[float, object]:
-    from gate.pipeline import StaticOptions
+    from gate.pipeline import RunOptions, StaticOptions, run_gate
     from gate.policy.engine import load_policy_set
-    from gate.run import RunOptions, run_gate
 
     options = RunOptions(repo_root=repo, cache_dir=cache, device="cpu", progress=False)
     start = time.perf_counter()

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gate.pipeline import StaticOptions  # noqa: E402
+from gate.options import StaticOptions  # noqa: E402
 from gate.plan.catalog import load_catalog  # noqa: E402
 from gate.policy.engine import load_policy_set, run_checks  # noqa: E402
 from gate.policy.facts import Facts  # noqa: E402

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gate.errors import ExitCode, SourceLocation
+from gate.errors import SourceLocation
 
 RESULT_SCHEMA_VERSION = "1.0"
 
@@ -103,12 +103,23 @@ class Finding(_Frozen):
         return self.severity is Severity.deny and self.mode == "enforce" and not self.waived
 
 
+class StageStatus(StrEnum):
+    """How one pipeline stage ended (its JSON value is the member's value)."""
+
+    ok = "ok"
+    blocked = "blocked"
+    """Stopped the pipeline on purpose (in the contract; no stage of this version reports it)."""
+    failed = "failed"
+    """Raised a ``GateError``; the record's message says why."""
+    skipped = "skipped"
+    """Did not run; the record's message says why."""
+
+
 class StageRecord(_Frozen):
     """What happened in one pipeline stage."""
 
     stage: str
-    status: str
-    """ok | blocked | failed | skipped"""
+    status: StageStatus
     seconds: float = 0.0
     message: str | None = None
     cache_hit: bool | None = None
@@ -260,11 +271,3 @@ class GateResult(_Frozen):
     log: str | None = None
     """``gate run``: the per-run log holding third-party library output (None with ``-v`` or for ``gate check``)."""
 
-
-def exit_code_for(decision: Decision, error_exit: ExitCode = ExitCode.UNEXPECTED) -> ExitCode:
-    """0 pass, 1 fail/inconclusive, ``error_exit`` (2 bad input, 3 unexpected) for errors."""
-    if decision is Decision.passed:
-        return ExitCode.OK
-    if decision is Decision.error:
-        return error_exit
-    return ExitCode.BLOCKED

@@ -201,13 +201,14 @@ def test_check_output_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
 
 
 def test_check_worst_exit_code() -> None:
-    from gate.commands.check import worst_exit_code
+    from gate.pipeline import worst_exit_code
 
     assert worst_exit_code([]) == 0
     assert worst_exit_code([0, 0]) == 0
     assert worst_exit_code([0, 1]) == 1
     assert worst_exit_code([1, 2, 0]) == 2
     assert worst_exit_code([2, 3, 1]) == 3
+    assert worst_exit_code([0, 130]) == 130  # an interrupted spec is never reported as a pass
 
 
 def test_gate_console_script_runs(tmp_path: Path) -> None:

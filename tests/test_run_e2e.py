@@ -19,9 +19,8 @@ from tests.evaluate.repo import make_repo, spec_text
 
 
 def _run(spec: Path, repo: Path, **kwargs: object) -> GateResult:
-    from gate.pipeline import StaticOptions
+    from gate.pipeline import RunOptions, StaticOptions, run_gate
     from gate.policy.engine import load_policy_set
-    from gate.run import RunOptions, run_gate
 
     options = RunOptions(repo_root=repo, cache_dir=repo / ".gate" / "cache", device="cpu", progress=False,
                          resamples=2000, **kwargs)  # type: ignore[arg-type]

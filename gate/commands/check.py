@@ -6,14 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from gate.errors import ExitCode, InputError
+from gate.errors import InputError
 from gate.report.interface import ReportFormat
 
 HELP = "validate specs and run the static checks (spec, policy, weights, plan) without a GPU"
-
-EXIT_PRIORITY = (ExitCode.UNEXPECTED, ExitCode.BAD_INPUT, ExitCode.BLOCKED)
-"""With several specs, the process exits with the most serious code any of them got."""
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="spec files, or directories (searched for *.yaml/*.yml)")
@@ -30,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gate.pipeline import StaticOptions, find_repo_root, run_static, static_result
+    from gate.pipeline import StaticOptions, check_gate, find_repo_root, worst_exit_code
     from gate.policy.engine import load_policy_set
     from gate.report import ReportContext, render
     from gate.spec.loader import expand_spec_paths
@@ -39,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     options = StaticOptions(repo_root=repo_root, policies_dir=args.policies, policies_ref=args.policies_from)
     paths = expand_spec_paths(list(args.paths))
     policy_set = load_policy_set(options)
-    results = [static_result(run_static(path, options, policy_set)) for path in paths]
+    results = [check_gate(path, options, policy_set) for path in paths]
     fmt = ReportFormat(args.format)
     color = fmt is ReportFormat.terminal and args.output is None and sys.stdout.isatty()
     text = render(results, fmt, ReportContext(color=color))
@@ -52,11 +48,3 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise InputError(f"{args.output}: cannot write the report: {exc.strerror or exc}") from None
     return worst_exit_code([r.exit_code for r in results])
-
-
-def worst_exit_code(codes: list[int]) -> int:
-    """0 when every spec passed, else the most serious of 3, 2 and 1."""
-    for code in EXIT_PRIORITY:
-        if code in codes:
-            return int(code)
-    return int(ExitCode.OK)

@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gate.cache import default_cache_dir
     from gate.example import fetch_example
-    from gate.pipeline import find_repo_root
+    from gate.options import find_repo_root
 
     if args.action != "fetch":  # argparse enforces the choice; kept for an exhaustive match
         raise InputError(f"unknown action {args.action!r}", hint="use `gate example fetch`")

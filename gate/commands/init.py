@@ -52,7 +52,7 @@ def _terminal_ask(question: str, choices: Sequence[str] | None, default: str | N
 
 def run(args: argparse.Namespace) -> int:
     from gate.onboard.init_spec import InitRequest, init_spec
-    from gate.pipeline import find_repo_root
+    from gate.options import find_repo_root
 
     for flag in ("memory_gb", "context", "batch", "tokens_per_s", "cost_per_million_tokens", "hourly_cost"):
         value = getattr(args, flag)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 def _targets(args: argparse.Namespace) -> tuple[Path, Path, str | None]:
     target: Path = args.target
     if target.suffix in (".yaml", ".yml") and target.is_file():
-        from gate.pipeline import find_repo_root
+        from gate.options import find_repo_root
         from gate.spec.loader import load_spec
         from gate.weights.confinement import check_path
 

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from gate.errors import GateError
-    from gate.pipeline import StaticOptions, find_repo_root
+    from gate.options import StaticOptions, find_repo_root
     from gate.plan.catalog import load_catalog
     from gate.plan.changes import SelectedSpec, select_specs, spec_paths
     from gate.plan.matrix import build_plan

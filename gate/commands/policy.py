@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from gate.pipeline import StaticOptions, find_repo_root
+    from gate.options import StaticOptions, find_repo_root
 
     repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
     return StaticOptions(repo_root=repo_root, policies_dir=args.policies, policies_ref=args.policies_from,

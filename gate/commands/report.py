@@ -37,10 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gate.errors import InputError
-    from gate.pipeline import now_iso
+    from gate.pipeline import now_iso, worst_exit_code
     from gate.report import DeletedSpec, ReportContext, ReportFormat, render
     from gate.report.load import expand_result_paths, load_result_file, merge_results, missing_result
-    from gate.report.summary import overall_exit_code
 
     if not args.results and args.plan is None:
         raise InputError("no result files given",
@@ -96,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 out.write(step_summary(results, context))
     if args.exit_zero or not args.merge:
         return 0 if args.exit_zero or not notes else 2
-    code = overall_exit_code(results)
+    code = worst_exit_code(r.exit_code for r in results)
     if notes and code in (0, 1):
         code = 2
     return code

@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{row['model']} (run {row['run_id']}, {row['spec']}): {changed}")
         return 0
 
-    from gate.pipeline import find_repo_root
-    from gate.run import RunOptions, run_gate
+    from gate.pipeline import RunOptions, find_repo_root, run_gate
 
     # The registry records the new run itself (revalidate() below), so run_gate must not.
     options = RunOptions(repo_root=find_repo_root(Path.cwd()), cache_dir=args.cache_dir, device=args.device,

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gate.commands.check import worst_exit_code
 from gate.commands.registry import add_mlflow_options, mlflow_uri_from
 from gate.report.interface import ReportFormat
 
@@ -60,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from gate.errors import InputError
-    from gate.pipeline import StaticOptions, find_repo_root
+    from gate.pipeline import RunOptions, StaticOptions, find_repo_root, run_gate, worst_exit_code
     from gate.policy.engine import load_policy_set
     from gate.report import ReportContext, render
-    from gate.run import RunOptions, run_gate
+    from gate.result import StageStatus
     from gate.spec.loader import expand_spec_paths
 
     if args.batch_size < 1:
@@ -102,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n", encoding="utf-8")
     for result in results:  # bookkeeping outages never change the verdict, but must be seen
         for stage in result.stages:
-            if stage.stage in ("registry", "mlflow") and stage.status == "failed":
+            if stage.stage in ("registry", "mlflow") and stage.status is StageStatus.failed:
                 print(f"gate: warning: {stage.stage}: {stage.message}", file=sys.stderr)
     color = fmt is ReportFormat.terminal and sys.stdout.isatty()
     sys.stdout.write(render(results, fmt, ReportContext(color=color)))

@@ -6,10 +6,17 @@ the same items line up between baseline and quantized. Local tasks are loaded th
 ``TaskManager(include_path=..., include_defaults=False)`` (indexing lm-eval's ~15k built-in tasks
 costs ~18 s, so the defaults are indexed only when a standard task is named). lm-eval is imported
 inside the functions: ``gate check`` never pays for it.
+
+The model runs wrapped in ``with_progress`` (``gate.evaluate.lm_progress``), so each lm-eval call
+shows items done / total, elapsed and an estimate in the gate's progress; the same one-call helper
+gives any other lm-eval model (the API models against a served runtime) the same progress. HFLM
+itself reports a rolling (perplexity) call's documents only when the last one is done, so the
+gate's HFLM subclass also counts the windows as their batches finish.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -62,8 +69,9 @@ def evaluate_tasks(
     """
     set_offline_defaults()
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
+
+    from gate.evaluate.lm_progress import with_progress
 
     by_name = {s.name: s for s in sources}
     tasks = sorted({r.task for r in requests})
@@ -89,8 +97,8 @@ def evaluate_tasks(
             available = by_name[task].n_items
             chosen[task] = list(range(min(limit, available) if available is not None else limit))
 
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size, device=settings.device,
-              max_length=settings.max_length)
+    lm = with_progress(_reporting_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size,
+                                         device=settings.device, max_length=settings.max_length))
     try:
         output = lm_eval.simple_evaluate(
             model=lm, tasks=tasks, task_manager=manager, log_samples=True, bootstrap_iters=0,
@@ -103,6 +111,65 @@ def evaluate_tasks(
     if output is None:
         raise EvaluateError("lm-eval returned no results", hint="this happens on non-zero ranks; run single-process")
     return {(r.task, r.metric): _scores(r, output["samples"].get(r.task, [])) for r in requests}
+
+
+@functools.cache
+def _reporting_hflm() -> type[Any]:
+    """HFLM that also reports each document of a rolling call when its last window is scored.
+
+    HFLM splits every document into token windows, scores them in batches of ``batch_size``
+    windows in request order (``_loglikelihood_tokens``) and tells the cache hook about the
+    documents only after the last batch. Counting the windows per document up front (the same
+    lm-eval function, on the same tokens) and the windows scored per batch says which documents
+    are done while the call runs. The batches are HFLM's own: scores are unchanged.
+    """
+    from lm_eval import utils
+    from lm_eval.models.huggingface import HFLM
+
+    from gate.evaluate.lm_progress import CountingHook
+
+    class ReportingHFLM(HFLM):
+        _rolling: _RollingWindows | None = None
+
+        def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+            hook = self.cache_hook
+            if not isinstance(hook, CountingHook) or self.world_size > 1 or self.batch_size == "auto":
+                return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+            ends, windows = [], 0
+            for request in requests:
+                (text,) = request.args
+                windows += sum(1 for _ in utils.get_rolling_token_windows(
+                    token_list=self.tok_encode(text), prefix_token=self.prefix_token_id,
+                    max_seq_len=self.max_length, context_len=1))
+                ends.append(windows)
+            self._rolling = _RollingWindows(ends, [r.args for r in requests], hook)
+            try:
+                return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+            finally:
+                self._rolling = None
+
+        def _loglikelihood_tokens(self, requests: list[Any], *args: Any, **kwargs: Any) -> list[tuple[float, bool]]:
+            answers = super()._loglikelihood_tokens(requests, *args, **kwargs)
+            if self._rolling is not None:
+                self._rolling.scored(len(requests))
+            return answers
+
+    return ReportingHFLM
+
+
+class _RollingWindows:
+    """A rolling call's documents by the cumulative count of windows that ends each."""
+
+    def __init__(self, ends: list[int], args: list[tuple[Any, ...]], hook: Any) -> None:
+        self.ends, self.args, self.hook = ends, args, hook
+        self.windows = 0
+        self.next = 0
+
+    def scored(self, windows: int) -> None:
+        self.windows += windows
+        while self.next < len(self.ends) and self.ends[self.next] <= self.windows:
+            self.hook.tracker.request_done("loglikelihood_rolling", self.args[self.next])
+            self.next += 1
 
 
 def _scores(request: MetricRequest, samples: list[dict[str, Any]]) -> TaskScores:

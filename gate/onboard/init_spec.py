@@ -117,7 +117,7 @@ def _judgeable(ckpt: Checkpoint, source_rel: str) -> None:
 
 def _policy(root: Path) -> tuple[HardwareCatalog, object]:
     """The repository's policy set and the catalog its ``hardware:`` entries extend."""
-    from gate.pipeline import StaticOptions
+    from gate.options import StaticOptions
     from gate.policy.engine import load_policy_set
 
     policy_set = load_policy_set(StaticOptions(repo_root=root))

@@ -28,14 +28,14 @@ from gate.spec.yaml_source import KeyPath, SourceMap, dotted, parse_yaml
 from gate.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from gate.pipeline import StaticOptions
+    from gate.options import StaticOptions
 
 _DATE_LIKE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b")
 _LOADED: dict[tuple[str, tuple[tuple[str, bytes], ...]], PolicySet] = {}
 
 
 def load_policy_set(options: StaticOptions) -> PolicySet:
-    """The policies for a run (``options`` is a ``gate.pipeline.StaticOptions``).
+    """The policies for a run (``options`` is a ``gate.options.StaticOptions``).
 
     ``options.policies_ref`` set: ``policies/`` at that git ref (never the working tree).
     Else ``options.policies_dir``, else ``<repo_root>/policies`` when it exists, else built-in

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from gate.result import StageRecord
+from gate.result import StageRecord, StageStatus
 
 URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
@@ -235,11 +235,11 @@ def log_to_mlflow(row: dict[str, Any], uri: str, *, experiment: str | None = Non
     try:
         logged, _ = log_rows([row], uri, experiment=experiment, skip_logged=False)
     except MlflowUnavailable as exc:
-        return StageRecord(stage="mlflow", status="failed", seconds=time.perf_counter() - start,
+        return StageRecord(stage="mlflow", status=StageStatus.failed, seconds=time.perf_counter() - start,
                            message=f"{exc}; the run was not logged to MLflow. The verdict is unaffected: a tracking "
                                    "outage does not fail the merge (back-fill with `gate registry export --format "
                                    "mlflow`)")
     say(f"mlflow: logged run {logged[0].mlflow_run_id}")
-    return StageRecord(stage="mlflow", status="ok", seconds=time.perf_counter() - start,
+    return StageRecord(stage="mlflow", status=StageStatus.ok, seconds=time.perf_counter() - start,
                        message=f"MLflow run {logged[0].mlflow_run_id} in {shown_uri(uri)}, experiment "
                                f"{experiment_name(experiment)!r}")

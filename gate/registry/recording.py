@@ -11,7 +11,7 @@ from typing import Any
 from gate.registry.engine import RegistryError, parse_target
 from gate.registry.queue import enqueue
 from gate.registry.store import Registry
-from gate.result import StageRecord
+from gate.result import StageRecord, StageStatus
 
 
 def record_or_queue(row: dict[str, Any], location: str | Path, queue: Path,
@@ -28,9 +28,9 @@ def record_or_queue(row: dict[str, Any], location: str | Path, queue: Path,
         else:
             message = (f"{str(exc).splitlines()[0]}; the verdict stands and the record was queued to {queue}: "
                        "run `gate registry sync` (same --registry / GATE_REGISTRY_URL) once the registry is back")
-        return StageRecord(stage="registry", status="failed", seconds=time.perf_counter() - start, message=message)
+        return StageRecord(stage="registry", status=StageStatus.failed, seconds=time.perf_counter() - start, message=message)
     finally:
         registry.dispose()
     say(f"registry: recorded run {run_id}")
-    return StageRecord(stage="registry", status="ok", seconds=time.perf_counter() - start,
+    return StageRecord(stage="registry", status=StageStatus.ok, seconds=time.perf_counter() - start,
                        message=f"run {run_id} in {registry.shown}")

@@ -17,7 +17,7 @@ from gate.report.criteria import inconclusive_note
 from gate.report.interface import ReportContext
 from gate.report.safe import one_line, plain
 from gate.report.summary import DECISION_LABEL, Level, level_of, metric_drop, metric_tolerance, num, waiver_text
-from gate.result import Decision, GateResult
+from gate.result import Decision, GateResult, StageStatus
 
 
 @dataclass
@@ -35,11 +35,11 @@ def cases_for(r: GateResult) -> list[Case]:
     cases: list[Case] = []
     for s in r.stages:
         case = Case(name=f"stage {s.stage}", seconds=s.seconds)
-        if s.status == "failed":
+        if s.status is StageStatus.failed:
             case.error = ("stage-failed", s.message or "stage failed", s.message or "")
-        elif s.status == "blocked":
+        elif s.status is StageStatus.blocked:
             case.failure = ("blocked", s.message or "stage blocked", s.message or "")
-        elif s.status == "skipped":
+        elif s.status is StageStatus.skipped:
             case.skipped = s.message or "skipped"
         cases.append(case)
     by_rule: dict[str, Case] = {}

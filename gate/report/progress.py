@@ -128,24 +128,24 @@ class RunProgress:
         """``what`` has ``done`` of ``total`` items done (the ``Progress`` callback of the quantizers)."""
         now = self.clock()
         step = self._steps.get(what)
-        if step is None:
+        started = step is None
+        if step is None:  # new, or the same step again after it finished (the next look's lm-eval call)
             step = self._steps[what] = _Step(what=what, total=total, started=now, last_line=now)
             if self._bars is not None:
                 step.task = self._bars.add_task(what, total=total, stage=self.stage_name)
             else:
                 self._line(f"{self._label(what)} {self._counts(done, total)}")
         step.done, step.total = done, total if total is not None else step.total
+        finished = step.total is not None and done >= step.total
+        if finished:
+            del self._steps[what]
         if self._bars is not None:
             self._bars.update(step.task, completed=done, total=step.total)
             return
-        self._activity = (f"{self._label(what)} {self._counts(done, step.total)}", step.started)
-        finished = step.total is not None and done >= step.total
-        if finished or now - step.last_line >= self.plain_interval:
+        self._activity = None if finished else (f"{self._label(what)} {self._counts(done, step.total)}", step.started)
+        if finished or (not started and now - step.last_line >= self.plain_interval):
             step.last_line = now
             self._line(self._status(step, now))
-        if finished:
-            del self._steps[what]
-            self._activity = None
 
     def _close_stage(self) -> None:
         if self._bars is not None and self._stage_task is not None:
@@ -227,9 +227,15 @@ def report(what: str, done: int, total: int | None) -> None:
 def run_progress(stream: IO[str], *, live: bool | None = None, **kwargs: Any) -> Iterator[RunProgress]:
     """Make a ``RunProgress`` on ``stream`` the active one (bars when ``stream`` is a terminal)."""
     show = stream.isatty() if live is None else live
-    with RunProgress(stream, live=show, **kwargs) as progress:
-        _ACTIVE.append(progress)
-        try:
-            yield progress
-        finally:
-            _ACTIVE.remove(progress)
+    with RunProgress(stream, live=show, **kwargs) as progress, activated(progress):
+        yield progress
+
+
+@contextmanager
+def activated(progress: RunProgress) -> Iterator[RunProgress]:
+    """Make ``progress`` (already started) the one ``report`` reaches inside the block."""
+    _ACTIVE.append(progress)
+    try:
+        yield progress
+    finally:
+        _ACTIVE.remove(progress)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gate.errors import ExitCode
 from gate.policy.summary import EXPIRING_DAYS
 from gate.report.safe import one_line
 from gate.result import Decision, Finding, GateResult, MetricResult, Severity
@@ -60,16 +59,6 @@ def overall_decision(results: Iterable[GateResult]) -> Decision:
         if decision in decisions:
             return decision
     return Decision.passed
-
-
-def overall_exit_code(results: Iterable[GateResult]) -> int:
-    """The most severe exit code of the results: 3 unexpected > 2 bad input > 1 blocked > 0."""
-    codes = {r.exit_code for r in results}
-    for code in (ExitCode.UNEXPECTED, ExitCode.BAD_INPUT, ExitCode.BLOCKED):
-        if int(code) in codes:
-            return int(code)
-    nonzero = sorted(c for c in codes if c != 0)
-    return nonzero[0] if nonzero else 0
 
 
 @dataclass(frozen=True)

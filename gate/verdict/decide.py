@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from gate.errors import ExitCode, InputError
+from gate.errors import InputError
 from gate.result import Decision, Finding, MetricResult, Verdict
 from gate.spec.models import MetricTolerance
 from gate.verdict.intervals import (
@@ -288,7 +288,7 @@ def decide(
     else INCONCLUSIVE if any metric is inconclusive or ``fidelity_inconclusive`` (a fidelity
     interval straddles its limit); else PASS. With ``require_metrics`` (the mandatory-validation standard) an
     empty ``metrics`` list FAILS. ``inconclusive`` does not change the decision: an inconclusive
-    verdict stays INCONCLUSIVE and ``is_blocking(verdict, inconclusive)`` says whether it blocks;
+    verdict stays INCONCLUSIVE and ``gate.pipeline.exit.is_blocking(verdict, inconclusive)`` says whether it blocks;
     under ``allow`` a reason line records that the policy let it through. ``extra_reasons``
     (e.g. the fidelity or performance details) follow the failure reasons.
     """
@@ -333,22 +333,6 @@ def inconclusive_reason(inconclusive: InconclusivePolicy) -> str:
     if inconclusive == "allow":
         return "inconclusive allowed by policy (inconclusive: allow): not blocking"
     return "inconclusive blocks by default (fail-closed): evaluate more items, or a policy may set inconclusive: allow"
-
-
-def is_blocking(verdict: Verdict, inconclusive_policy: InconclusivePolicy = "block") -> bool:
-    """Whether the verdict blocks the merge: FAIL and ERROR always; INCONCLUSIVE unless allowed."""
-    if verdict.decision is Decision.passed:
-        return False
-    if verdict.decision is Decision.inconclusive:
-        return inconclusive_policy != "allow"
-    return True
-
-
-def exit_code(verdict: Verdict, inconclusive_policy: InconclusivePolicy = "block") -> ExitCode:
-    """0 when not blocking, 3 for ERROR, else 1 (use instead of ``exit_code_for`` under ``allow``)."""
-    if not is_blocking(verdict, inconclusive_policy):
-        return ExitCode.OK
-    return ExitCode.UNEXPECTED if verdict.decision is Decision.error else ExitCode.BLOCKED
 
 
 # --- Reason lines --------------------------------------------------------------------------------

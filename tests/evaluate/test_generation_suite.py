@@ -287,10 +287,9 @@ def test_broken_models_score_lower_and_fail(gen_model_dir: Path, baseline_scores
 # --- gate run -----------------------------------------------------------------------------------
 
 def test_gate_run_gates_the_generation_stress_suite(gen_model_dir: Path, tmp_path: Path) -> None:
-    from gate.pipeline import StaticOptions
+    from gate.pipeline import RunOptions, StaticOptions, run_gate
     from gate.policy.engine import load_policy_set
     from gate.result import Decision
-    from gate.run import RunOptions, run_gate
     from tests.evaluate.repo import make_repo, spec_text
 
     quality = (

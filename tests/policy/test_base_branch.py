@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.pipeline import StaticOptions
+from gate.options import StaticOptions
 from gate.policy.engine import load_policy_set
 from tests.policy.helpers import HERE, write_policies
 

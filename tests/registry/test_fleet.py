@@ -21,9 +21,8 @@ from tests.test_run_e2e import INT8
 
 
 def _run(spec: Path, repo: Path, cache: Path, registry: str, mlflow_uri: str) -> GateResult:
-    from gate.pipeline import StaticOptions
+    from gate.pipeline import RunOptions, StaticOptions, run_gate
     from gate.policy.engine import load_policy_set
-    from gate.run import RunOptions, run_gate
 
     options = RunOptions(repo_root=repo, cache_dir=cache, device="cpu", progress=False,
                          resamples=2000, registry_db=registry, mlflow_uri=mlflow_uri, mlflow_experiment="fleet")

@@ -15,6 +15,7 @@ from gate.result import (
     Severity,
     SpecRef,
     StageRecord,
+    StageStatus,
     Verdict,
     WaiverNote,
 )
@@ -79,9 +80,9 @@ def failed_run() -> GateResult:
                     message="the baseline is already 4-bit (GGUF Q4_1) | compare with care"),
         ],
         stages=[
-            StageRecord(stage="spec", status="ok", seconds=0.01),
-            StageRecord(stage="quantize", status="ok", seconds=312.5, cache_hit=False),
-            StageRecord(stage="evaluate", status="ok", seconds=420.25),
+            StageRecord(stage="spec", status=StageStatus.ok, seconds=0.01),
+            StageRecord(stage="quantize", status=StageStatus.ok, seconds=312.5, cache_hit=False),
+            StageRecord(stage="evaluate", status=StageStatus.ok, seconds=420.25),
         ],
         metrics=[
             MetricResult(task="support_qa", metric="acc", n=400, baseline=0.7325, quantized=0.7085,
@@ -127,7 +128,7 @@ def passed_check() -> GateResult:
         finished_at="2026-11-23T09:59:01Z",
         verdict=Verdict(decision=Decision.passed, reasons=["all static checks passed"]),
         exit_code=0,
-        stages=[StageRecord(stage="spec", status="ok", seconds=0.004), StageRecord(stage="policy", status="ok")],
+        stages=[StageRecord(stage="spec", status=StageStatus.ok, seconds=0.004), StageRecord(stage="policy", status=StageStatus.ok)],
     )
 
 
@@ -144,7 +145,7 @@ def error_check(path: str = "models/broken.yaml") -> GateResult:
         findings=[Finding(rule_id="QG000", slug="spec.invalid", severity=Severity.deny, stage="spec",
                           message="quantization.bits: required key is missing",
                           location=Location(path=path, line=3, col=1), hint="add `bits` under `quantization`")],
-        stages=[StageRecord(stage="spec", status="failed", message="quantization.bits: required key is missing")],
+        stages=[StageRecord(stage="spec", status=StageStatus.failed, message="quantization.bits: required key is missing")],
         error=f"{path}:3:1: quantization.bits: required key is missing\n  Hint: add `bits` under `quantization`",
     )
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from gate.pipeline import worst_exit_code
 from gate.report import ReportContext, ReportFormat, github, markdown, render
-from gate.report.summary import num, overall_exit_code
-from gate.result import Decision, Finding, Location, Severity
+from gate.report.summary import num
+from gate.result import Decision, Finding, GateResult, Location, Severity
 from tests.report.samples import error_check, failed_run, passed_check
 
 DATA = Path(__file__).parent / "data"
@@ -213,10 +214,13 @@ def test_terminal_plain_and_colour() -> None:
 
 
 def test_overall_exit_code_is_the_most_severe() -> None:
-    assert overall_exit_code([]) == 0
-    assert overall_exit_code([passed_check(), failed_run()]) == 1
-    assert overall_exit_code([failed_run(), error_check()]) == 2
-    assert overall_exit_code([error_check().model_copy(update={"exit_code": 3}), error_check()]) == 3
+    def overall(results: list[GateResult]) -> int:
+        return worst_exit_code(r.exit_code for r in results)
+
+    assert overall([]) == 0
+    assert overall([passed_check(), failed_run()]) == 1
+    assert overall([failed_run(), error_check()]) == 2
+    assert overall([error_check().model_copy(update={"exit_code": 3}), error_check()]) == 3
 
 
 @pytest.mark.parametrize(("value", "text"), [(0.73251, "0.7325"), (18.4234, "18.42"), (1234567.0, "1.235e+06"),

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from gate.errors import ExitCode, InputError
+from gate.pipeline.exit import exit_code, is_blocking
 from gate.result import Decision, Finding, Location, MetricResult, Severity
 from gate.spec.models import MetricTolerance
-from gate.verdict.decide import compare_metric, decide, describe, exit_code, is_blocking
+from gate.verdict.decide import compare_metric, decide, describe
 from gate.verdict.intervals import decision_level
 from gate.verdict.stats import PairedScores, normal_cdf, tango_bounds
 

@@ -16,7 +16,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from gate.errors import InputError
-from gate.pipeline import StaticOptions
+from gate.options import StaticOptions
 from gate.plan.catalog import load_catalog
 from gate.policy.engine import evaluate, load_policy_set
 from gate.policy.facts import Facts
