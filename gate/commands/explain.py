@@ -1,4 +1,5 @@
-"""`gate explain RULE`: a rule's docs (summary, why, example, use instead)."""
+"""`gate explain RULE`: a rule's docs (summary, why, example, use instead), a quantization backend,
+or `backends` (which backend is sanctioned for which target and algorithm)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ HELP = "explain a rule (what it requires, why, how to fix a violation) or a quan
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rule", help="rule id (QG101), slug (scale.constraint-declared) or quantization method (gguf)")
+    parser.add_argument("rule", help="rule id (QG101), slug (scale.constraint-declared), quantization method (gguf), "
+                        "or `backends` (the sanctioned backend per target and algorithm)")
 
 
 def explain_text(wanted: str) -> str:
@@ -27,10 +29,12 @@ def explain_text(wanted: str) -> str:
     check = ENGINE_CHECKS.get(wanted.upper()) or next((c for c in ENGINE_CHECKS.values() if c.slug == wanted), None)
     if check is not None:
         return check.explain()
-    from gate.quantize.registry import DESCRIPTORS, explain_backend
+    from gate.quantize.registry import DESCRIPTORS, explain_backend, explain_backends
 
     if wanted.lower() in DESCRIPTORS:
         return explain_backend(wanted.lower())
+    if wanted.lower() == "backends":
+        return explain_backends()
     raise InputError(
         unknown_choice_message("rule", wanted.upper() if wanted[:2].lower() == "qg" else wanted, [*rules, *ENGINE_CHECKS]),
         hint="`gate policy rules` lists every rule; custom rules are explained by `gate policy show`",

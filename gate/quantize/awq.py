@@ -46,15 +46,14 @@ DESCRIPTOR = BackendDescriptor(
     implementation="gate.quantize.awq:AwqBackend",
     summary="AWQ W4A16 through autoawq 0.2.9 (archived; the legacy AWQ path, with the gate's CPU fix)",
     formats=(
-        FormatSpec("awq-gemm", (4,), "NVIDIA GPUs, compute capability >= 7.5 (batched GEMM kernels)"),
-        FormatSpec("awq-gemv", (4,), "NVIDIA GPUs, compute capability >= 7.5 (batch-1 GEMV kernels)"),
-        FormatSpec("awq-marlin", (4,), "NVIDIA GPUs, compute capability >= 8.0 (Marlin kernels)"),
+        FormatSpec("awq-gemm", (4,), "NVIDIA GPUs, compute capability >= 7.5 (batched GEMM kernels)", algorithms=("awq",)),
+        FormatSpec("awq-gemv", (4,), "NVIDIA GPUs, compute capability >= 7.5 (batch-1 GEMV kernels)", algorithms=("awq",)),
+        FormatSpec("awq-marlin", (4,), "NVIDIA GPUs, compute capability >= 8.0 (Marlin kernels)", algorithms=("awq",)),
     ),
     bits=(4,),
     needs_calibration=True,
     requires=("torch", "transformers", "awq"),
-    sanctioned_for=("gpu",),
-    legacy=True,
+    legacy=True,  # llm-compressor computes AWQ now (QG207 pins it); this path stays for specs that name it
 )
 
 

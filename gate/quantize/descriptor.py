@@ -11,6 +11,7 @@ imports live inside its methods.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -36,6 +37,10 @@ class FormatSpec:
     """The format cannot be produced without calibration statistics (GGUF IQ types)."""
     tool_name: str | None = None
     """The producing tool's own name for the format (``Q4_K_M`` for llama-quantize)."""
+    algorithms: tuple[str, ...] = ()
+    """Quantization algorithms that compute this format's weights (``awq``, ``gptq``, ...), the
+    backend's default first; ``quantization.options.algorithm`` picks another. Policies pin a
+    backend per algorithm (QG207)."""
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,25 @@ class BackendDescriptor:
 
     def format(self, name: str) -> FormatSpec | None:
         return next((f for f in self.formats if f.name == name), None)
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """Every algorithm any of its formats is computed with, in declaration order."""
+        return tuple(dict.fromkeys(a for f in self.formats for a in f.algorithms))
+
+    def algorithm_of(self, format_name: str, options: Mapping[str, object]) -> str | None:
+        """The algorithm a spec with this format and ``quantization.options`` runs (None: unknown format)."""
+        fmt = self.format(format_name)
+        if fmt is None or not fmt.algorithms:
+            return None
+        chosen = options.get("algorithm")
+        return chosen if isinstance(chosen, str) and chosen in fmt.algorithms else fmt.algorithms[0]
+
+    def recipe_for(self, algorithm: str, bits: int) -> tuple[FormatSpec, bool] | None:
+        """``(format, needs options.algorithm)`` that makes this backend compute ``algorithm`` at
+        ``bits`` (any bit width when none matches); None when it never computes it."""
+        offered = [f for f in self.formats if algorithm in f.algorithms]
+        if not offered:
+            return None
+        fmt = next((f for f in offered if bits in f.bits), offered[0])
+        return fmt, fmt.algorithms[0] != algorithm

@@ -59,7 +59,7 @@ _CPU = "CPUs (AVX2/AVX-512, NEON), Apple silicon, consumer GPUs via llama.cpp"
 
 def _gguf(tool: str, bits: int, bpw: float, block: int, imatrix: bool = False) -> FormatSpec:
     return FormatSpec(f"gguf-{tool.lower()}", (bits,), _CPU, family="gguf", bits_per_weight=bpw, block_size=block,
-                      needs_importance_matrix=imatrix, tool_name=tool)
+                      needs_importance_matrix=imatrix, tool_name=tool, algorithms=("llama.cpp",))
 
 
 DESCRIPTOR = BackendDescriptor(

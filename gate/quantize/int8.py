@@ -25,8 +25,8 @@ DESCRIPTOR = BackendDescriptor(
     implementation="gate.quantize.int8:Int8Backend",
     summary="weight-only INT8 through torchao (per channel or group-wise)",
     formats=(
-        FormatSpec("int8-weight-only", (8,), "NVIDIA GPUs and CPUs with strong integer units"),
-        FormatSpec("llm-int8", (8,), "NVIDIA GPUs; CPU backend in recent bitsandbytes"),
+        FormatSpec("int8-weight-only", (8,), "NVIDIA GPUs and CPUs with strong integer units", algorithms=("int8-rtn",)),
+        FormatSpec("llm-int8", (8,), "NVIDIA GPUs; CPU backend in recent bitsandbytes", algorithms=("llm-int8",)),
     ),
     bits=(8,),
     requires=("torch", "transformers", "torchao"),

@@ -31,7 +31,8 @@ DESCRIPTOR = BackendDescriptor(
     alias="rtn",
     implementation="gate.quantize.rtn:RtnBackend",
     summary="round-to-nearest group-wise weights, dequantized on load: the correctness reference",
-    formats=(FormatSpec("rtn", (2, 3, 4, 8), "anywhere (dequantize + matmul): a correctness reference"),),
+    formats=(FormatSpec("rtn", (2, 3, 4, 8), "anywhere (dequantize + matmul): a correctness reference",
+                        algorithms=("rtn",)),),
     bits=(2, 3, 4, 5, 6, 7, 8),
     requires=("torch", "transformers"),
 )

@@ -301,14 +301,10 @@ def test_gate_explain_names_the_backend_and_its_default_targets() -> None:
 
     lines = explain_text("gguf").splitlines()
     assert lines[0] == "gguf: GGUF K-quants and IQ types with llama.cpp's converter, llama-imatrix and llama-quantize"
-    assert "Status: the gate's default gguf backend for cpu targets." in lines
+    assert "Status: the gate's default backend for cpu targets." in lines
     assert "Group sizes: fixed by the format (blocks of 32 or 256 weights); write -1" in lines
     assert "  gguf-iq4_xs: 4-bit (4.25 bits/weight; needs calibration (importance matrix)); fast on CPUs (AVX2/AVX-512, " \
            "NEON), Apple silicon, consumer GPUs via llama.cpp" in lines
-    assert explain_text("awq").splitlines()[2] == (
-        "Status: legacy (its library is archived), kept behind its interface; the gate's default for awq on gpu "
-        "targets until a maintained backend replaces it."
-    )
 
 
 def test_gate_init_offers_the_gguf_type_for_the_sanctioned_bits() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,68 @@ def test_light_imports_do_not_pull_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_each_algorithm_has_one_maintained_backend_and_autoawq_is_legacy() -> None:
+    from gate.quantize.registry import ALGORITHMS, DESCRIPTORS, default_pins
+
+    pins = dict(default_pins())
+    assert pins["awq"] == "llmcompressor" and pins["gptq"] == "llmcompressor" and pins["llama.cpp"] == "gguf"
+    assert set(pins) == set(ALGORITHMS)  # every algorithm has a maintained backend
+    assert DESCRIPTORS["awq"].legacy and DESCRIPTORS["awq"].algorithm_of("awq-gemm", {}) == "awq"
+    llmc = DESCRIPTORS["llmcompressor"]
+    assert llmc.algorithm_of("ct-w4a16", {}) == "gptq" and llmc.algorithm_of("ct-w4a16", {"algorithm": "awq"}) == "awq"
+    assert llmc.algorithm_of("ct-w8a8-int8", {"algorithm": "awq"}) == "smoothquant-gptq"  # the backend refuses that
+    assert llmc.algorithm_of("awq-gemm", {}) is None
+
+
+def test_gate_explain_says_which_backend_is_sanctioned_for_which_target() -> None:
+    from gate.commands.explain import explain_text
+
+    assert explain_text("backends") == (
+        "Quantization backends: the built-in defaults (policies change them: QG202 sanctions method and bits,\n"
+        "QG207 pins the backend per algorithm; `gate explain METHOD` describes one backend)\n"
+        "\n"
+        "Default backends per target kind:\n"
+        "  gpu: int8 (int8-weight-only, llm-int8); llmcompressor (ct-w4a16, ct-w8a16, ct-w8a8-int8, ct-fp8)\n"
+        "  cpu: int8 (int8-weight-only, llm-int8); gguf (gguf-q4_k_m, gguf-q5_k_m, gguf-q6_k, gguf-q8_0, gguf-iq4_xs, "
+        "gguf-iq4_nl, gguf-iq3_m, gguf-iq3_xxs, gguf-iq2_m)\n"
+        "\n"
+        "Sanctioned backend per algorithm (QG207, every target):\n"
+        "  awq: method: llmcompressor, format: ct-w4a16, options: {algorithm: awq}; legacy, warned: method: awq\n"
+        "  int8-rtn: method: int8, format: int8-weight-only\n"
+        "  llm-int8: method: int8, format: llm-int8\n"
+        "  rtn: method: rtn, format: rtn\n"
+        "  llama.cpp: method: gguf, format: gguf-q4_k_m\n"
+        "  gptq: method: llmcompressor, format: ct-w4a16\n"
+        "  smoothquant-gptq: method: llmcompressor, format: ct-w8a8-int8\n"
+        "  fp8: method: llmcompressor, format: ct-fp8\n"
+    )
+    awq = explain_text("awq").splitlines()
+    assert awq[2] == (
+        "Status: legacy (its library is archived), kept behind its interface; awq is sanctioned in llmcompressor "
+        "(format: ct-w4a16, options: {algorithm: awq}), so QG207 warns on method: awq."
+    )
+    llmc = explain_text("llmcompressor").splitlines()
+    assert llmc[2:4] == [
+        "Status: the gate's default backend for gpu targets.",
+        "Sanctioned backend (QG207) for: gptq, awq, smoothquant-gptq, fp8, on every target unless a policy pins another",
+    ]
+    assert "  ct-w4a16: 4-bit (gptq or options.algorithm: awq); fast on NVIDIA GPUs via vLLM (Marlin/Machete kernels); " \
+           "vLLM CPU (weight-only int4)" in llmc
+
+
+def test_a_policy_pin_names_a_known_algorithm_and_backend(tmp_path: Path) -> None:
+    from gate.policy.loading import build_policy_set
+    from gate.policy.sources import files_from_dir
+
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: quant-gate/v1\nkind: Policy\nmetadata: {name: t}\nrules:\n  - rule: QG207\n    params:\n"
+        "      pins: [{algorithm: awq, target: gpu, backend: autoawq}]\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        build_policy_set(files_from_dir(tmp_path))
+    assert str(info.value) == (
+        f"{tmp_path}/p.yaml:7:44: rules[0].params.pins[0].backend: Unknown backend 'autoawq'. Did you mean 'awq'? "
+        "Available: awq, gguf, int8, llmcompressor, rtn\n"
+        "  Hint: see `gate explain QG207` and `gate policy rules` for the parameters"
+    )

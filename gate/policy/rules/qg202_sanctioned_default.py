@@ -28,7 +28,8 @@ class SanctionedParams(BaseModel):
     sanctioned: tuple[SanctionedChoice, ...] = (
         SanctionedChoice(method="int8", bits=8, target="any"),
         SanctionedChoice(method="awq", bits=4, target="gpu"),
-        SanctionedChoice(method="gptq", bits=4, target="gpu"),
+        SanctionedChoice(method="llmcompressor", bits=4, target="gpu"),  # AWQ/GPTQ W4A16: QG207's AWQ backend
+        SanctionedChoice(method="llmcompressor", bits=8, target="any"),  # SmoothQuant+GPTQ W8A8, W8A16
     )
 
 
