@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "registry",
     "revalidate",
     "stats",
+    "runtime",
     "version",
 )
 

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gate import envs
 from gate.errors import BackendError
 from gate.quantize.descriptor import BackendDescriptor, FormatSpec
 from gate.quantize.interface import (
@@ -38,6 +39,7 @@ from gate.quantize.interface import (
 VERSION = "0.14.0.1"
 ENV_VAR = "QUANT_GATE_LLMCOMPRESSOR_ENV"
 ENV_SCRIPT = "scripts/make-llmcompressor-env.sh"
+"""The three mirror ``gate.envs.ENVS["llmcompressor"]`` (one mechanism for every isolated tool; a test checks)."""
 WORKER = Path(__file__).with_name("llmc_worker.py")
 DEFAULT_TIMEOUT_S = 7200.0
 
@@ -67,24 +69,13 @@ OPTIONS = ("algorithm", "tool_timeout_s", "dampening", "smoothing_strength")
 
 
 def env_dir() -> Path:
-    configured = os.environ.get(ENV_VAR)
-    if configured:
-        return Path(configured)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "quant-gate" / "envs" / f"llmcompressor-{VERSION}"
+    """The environment's directory (``gate.envs``: ``$QUANT_GATE_LLMCOMPRESSOR_ENV`` or the versioned cache)."""
+    return envs.env_dir(envs.ENVS["llmcompressor"])
 
 
 def find_env() -> Path:
     """The environment's python, or a blocking error naming the script that creates it."""
-    root = env_dir()
-    python = root / "bin" / "python"
-    if not (root / ".complete").is_file() or not python.is_file():
-        raise BackendError(
-            f"the llm-compressor environment is missing: {root} is not a finished environment",
-            hint=f"run {ENV_SCRIPT} (creates it once: torch 2.13.0 CPU + llmcompressor {VERSION}), "
-                 f"or point {ENV_VAR} at one",
-        )
-    return python
+    return envs.find(envs.ENVS["llmcompressor"]).python
 
 
 class LlmCompressorBackend(Quantizer):
@@ -115,7 +106,44 @@ class LlmCompressorBackend(Quantizer):
         if fmt.name in ("ct-w8a8-int8", "ct-fp8") and request.group_size is not None:
             raise QuantizerInputError(f"quantization.group_size: {fmt.name} is per channel", hint="use group_size: -1",
                                       location=where)
+        for name, low, high in (("dampening", 0.0, 1.0), ("smoothing_strength", 0.0, 1.0)):
+            value = request.options.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not low < value <= high):
+                raise QuantizerInputError(
+                    f"quantization.options.{name}: {value!r} is not a number in ({low:g}, {high:g}]",
+                    hint="dampening: 0.01 (GPTQ's default fraction of the Hessian's mean diagonal); "
+                         "smoothing_strength: 0.8 (SmoothQuant's default)",
+                    location=where,
+                )
         super().validate(request, shape)
+
+    def validate_calibration(self, request: QuantizeRequest, baseline: Path) -> None:
+        """GPTQ solves with each layer's Hessian ``X Xᵀ`` (input size x input size), which has full rank
+        only with at least that many calibration tokens; below it the solution rests on the dampening
+        alone and the 4-bit weights are noise-fitted. Refused before the worker starts."""
+        if algorithm_of(request) not in ("gptq", "smoothquant-gptq"):
+            return
+        from gate.quantize.checks import matches, read_model_shape
+        from gate.quantize.sources import load_tokenizer
+
+        shape = read_model_shape(baseline)
+        layers = [lin for lin in shape.linears if lin.name != "lm_head" and not matches(lin.name, request.keep_full_precision)]
+        if not layers:
+            return
+        widest = max(layers, key=lambda lin: lin.in_features)
+        tokenizer = load_tokenizer(baseline)
+        tokens = sum(len(tokenizer(t, truncation=True, max_length=request.max_seq_len)["input_ids"])
+                     for t in request.calibration_texts)
+        if tokens < widest.in_features:
+            raise QuantizerInputError(
+                f"calibration.samples: the {len(request.calibration_texts)} calibration samples hold {tokens} tokens "
+                f"(at most max_seq_len {request.max_seq_len} each); GPTQ needs at least {widest.in_features}, the input "
+                f"size of {widest.name}, for a full-rank Hessian",
+                hint="add samples (calibration.samples) or raise calibration.max_seq_len, or use options.algorithm: awq "
+                     "(ct-w4a16)",
+                location=request.location,
+            )
 
     def quantize(
         self, baseline: Path, request: QuantizeRequest, out_dir: Path, progress: Progress | None = None
@@ -124,7 +152,7 @@ class LlmCompressorBackend(Quantizer):
         from gate.quantize.llamacpp import run_tool
 
         python = find_env()
-        algorithm = str(request.options.get("algorithm", "gptq"))
+        algorithm = algorithm_of(request)
         scheme = SCHEMES[request.format]
         worker_scheme = f"{algorithm}-{scheme}" if scheme in ("w4a16", "w8a16") else scheme
         shape = read_model_shape(baseline)
@@ -155,8 +183,10 @@ class LlmCompressorBackend(Quantizer):
                 if report.get("kind") == "oom":
                     raise BackendError("llmcompressor: out of memory while quantizing",
                                        hint="use a machine with more memory, or lower calibration.samples / max_seq_len") from None
-                raise BackendError(f"llmcompressor {worker_scheme} failed: {report.get('error')}",
-                                   hint="the worker's traceback is in the run log; no artifact was cached") from None
+                trace = "\n".join("    " + str(line)[:300] for line in report.get("traceback") or [])
+                raise BackendError(f"llmcompressor {worker_scheme} failed: {report.get('error')}"
+                                   + (f"; the worker's last traceback lines:\n{trace}" if trace else ""),
+                                   hint="the cause is in the error above; no artifact was cached") from None
         report = _last_json(output) or {}
         config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
         if "quantization_config" not in config:
@@ -168,8 +198,11 @@ class LlmCompressorBackend(Quantizer):
         return QuantizeOutcome(params=params, versions=versions)
 
     def cache_fields(self) -> dict[str, Any]:
+        from gate.quantize.descriptor import code_digest
+
         lock = env_dir() / "requirements.lock"
-        return {"llmcompressor": VERSION, "env": lock.read_text(encoding="utf-8") if lock.is_file() else None}
+        return {"llmcompressor": VERSION, "env": lock.read_text(encoding="utf-8") if lock.is_file() else None,
+                "code": code_digest(Path(__file__), WORKER)}  # the worker builds the recipe
 
     def load(self, path: Path, device: str = "cpu") -> Any:
         """The compressed-tensors checkpoint through transformers (decompressed on load)."""
@@ -183,6 +216,10 @@ class LlmCompressorBackend(Quantizer):
             raise BackendError(f"{path}: transformers cannot load the compressed-tensors artifact: {type(exc).__name__}: {exc}",
                                hint="install compressed-tensors==0.19.0 in the project environment") from None
         return model.to(device).eval()  # type: ignore[arg-type]
+
+
+def algorithm_of(request: QuantizeRequest) -> str:
+    return DESCRIPTOR.algorithm_of(request.format, request.options) or "gptq"
 
 
 def _last_json(output: str) -> dict[str, Any] | None:
