@@ -33,6 +33,10 @@ class LibraryLog:
     path: Path | None
     """The log file; None when it streams to the terminal (``-v``)."""
 
+    def shown(self, repo_root: Path) -> str | None:
+        """The log's path as reports show it: relative to the repository when inside it."""
+        return None if self.path is None else _shown(self.path, repo_root)
+
     def tail(self, lines: int = TAIL_LINES) -> list[str]:
         """The log's last ``lines`` non-empty lines (progress-bar carriage returns folded)."""
         if self.path is None or not self.path.is_file():
@@ -45,10 +49,10 @@ class LibraryLog:
         return [line for line in folded if line][-lines:]
 
 
-def new_log_path(repo_root: Path, now: dt.datetime | None = None) -> Path:
-    """``<repo>/.gate/logs/run-<UTC time>-<pid>.log``: one file per run, never reused."""
+def new_log_path(repo_root: Path, now: dt.datetime | None = None, kind: str = "run") -> Path:
+    """``<repo>/.gate/logs/<kind>-<UTC time>-<pid>.log``: one file per run, never reused."""
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return repo_root / LOG_DIR / f"run-{stamp}-{os.getpid()}.log"
+    return repo_root / LOG_DIR / f"{kind}-{stamp}-{os.getpid()}.log"
 
 
 @contextmanager
@@ -95,30 +99,44 @@ def _flush(stream: IO[str]) -> None:
         stream.flush()
 
 
-def quiet_run(repo_root: Path, work: Callable[[], list[GateResult]], *, verbose: bool = False) -> list[GateResult]:
-    """Run ``work`` (the heavy stages) with library output in a per-run log and the gate's progress on stderr.
+@contextmanager
+def quiet(repo_root: Path, *, verbose: bool = False, command: str = "gate run") -> Iterator[LibraryLog]:
+    """Inside the block: library output in a per-run log, the gate's own progress on stderr.
 
-    Each result names the log (``GateResult.log``); the path is said on stderr at the end. When a
-    result is an error, or ``work`` raises, the log's last lines follow so the cause is visible
-    without opening it. ``verbose`` streams library output to the terminal instead (no log).
+    ``command`` (``gate run``, ``gate revalidate``) prefixes the progress lines and names the
+    log (``.gate/logs/revalidate-...``). When the block raises, the log's last lines follow so
+    the cause is visible without opening it. ``verbose`` streams library output to the terminal
+    instead (no log).
     """
     from gate.report.progress import run_progress
 
-    log = LibraryLog(None if verbose else new_log_path(repo_root))
+    log = LibraryLog(None if verbose else new_log_path(repo_root, kind=command.split()[-1]))
     try:
-        with library_output(log.path) as terminal, run_progress(terminal, live=terminal.isatty() and not verbose):
-            results = work()
+        with library_output(log.path) as terminal, run_progress(terminal, live=terminal.isatty() and not verbose,
+                                                                prefix=command):
+            yield log
     except BaseException:
-        say_tail(log, "the run stopped")
+        say_tail(log, "the run stopped", prefix=command)
         raise
-    if log.path is None:
+
+
+def finish_quiet(log: LibraryLog, repo_root: Path, results: list[GateResult], command: str = "gate run") -> list[GateResult]:
+    """After ``quiet``: each result names the log; an error result shows the log's tail; stderr names the log."""
+    shown = log.shown(repo_root)
+    if shown is None:
         return results
-    shown = _shown(log.path, repo_root)
     results = [r.model_copy(update={"log": shown}) for r in results]
     if any(r.verdict.decision.value == "error" for r in results):
-        say_tail(log, "a stage failed")
-    sys.stderr.write(f"gate run: library output (warnings, progress bars, banners) is in {shown}\n")
+        say_tail(log, "a stage failed", prefix=command)
+    sys.stderr.write(f"{command}: library output (warnings, progress bars, banners) is in {shown}\n")
     return results
+
+
+def quiet_run(repo_root: Path, work: Callable[[], list[GateResult]], *, verbose: bool = False) -> list[GateResult]:
+    """Run ``work`` (the heavy stages of ``gate run``) under ``quiet``; the results name the log."""
+    with quiet(repo_root, verbose=verbose) as log:
+        results = work()
+    return finish_quiet(log, repo_root, results)
 
 
 def _shown(path: Path, repo_root: Path) -> str:

@@ -20,6 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(".gate/cache"))
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     add_registry_option(parser)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="stream library output (warnings, progress bars) to the terminal instead of the run's log")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,16 +43,26 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{row['model']} (run {row['run_id']}, {row['spec']}): {changed}")
         return 0
 
+    from gate.library_output import finish_quiet, quiet
     from gate.pipeline import RunOptions, find_repo_root, run_gate
+    from gate.result import GateResult
 
     # The registry records the new run itself (revalidate() below), so run_gate must not.
-    options = RunOptions(repo_root=find_repo_root(Path.cwd()), cache_dir=args.cache_dir, device=args.device,
+    repo_root = find_repo_root(Path.cwd())
+    options = RunOptions(repo_root=repo_root, cache_dir=args.cache_dir, device=args.device,
                          progress=args.format != "json", registry_db=None)
+    results: list[GateResult] = []
+    # Like `gate run`: library output goes to a per-run log, the gate's own progress to stderr.
+    with quiet(repo_root, verbose=args.verbose, command="gate revalidate") as log:
+        shown = log.shown(repo_root)
 
-    def rerun(record):  # type: ignore[no-untyped-def]
-        return run_gate(Path(record.spec_path), options)
+        def rerun(record):  # type: ignore[no-untyped-def]
+            result = run_gate(Path(record.spec_path), options)
+            results.append(result if shown is None else result.model_copy(update={"log": shown}))
+            return results[-1]
 
-    outcomes = revalidate(registry, candidates, rerun)
+        outcomes = revalidate(registry, candidates, rerun)
+    finish_quiet(log, repo_root, results, command="gate revalidate")
     if args.format == "json":
         print(json.dumps([{"model": o.model, "previous_run": o.previous_run_id, "new_run": o.new_run_id,
                            "decision": o.decision, "regressed": o.regressed,
