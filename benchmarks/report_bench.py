@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gate.plan.changes import select_specs  # noqa: E402
+from gate.ci.changes import select_specs  # noqa: E402
 from gate.report import ReportFormat, render  # noqa: E402
 from gate.report.load import load_results, merge_results  # noqa: E402
 from gate.result import GateResult  # noqa: E402
-from tests.plan.test_changes import make_repo, spec_text, write  # noqa: E402
+from tests.ci.test_changes import make_repo, spec_text, write  # noqa: E402
 from tests.report.samples import failed_run  # noqa: E402
 
 

@@ -26,8 +26,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from gate.report.github import sticky_jq
+from tests.ci.test_changes import commit, git, make_repo, spec_text, write
 from tests.needs import unavailable
-from tests.plan.test_changes import commit, git, make_repo, spec_text, write
 from tests.report.samples import failed_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,11 +32,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from gate.ci.changes import SelectedSpec, select_specs, spec_paths
+    from gate.ci.matrix import build_fan_out
     from gate.errors import GateError
     from gate.options import StaticOptions, find_repo_root
     from gate.plan.catalog import load_catalog
-    from gate.plan.changes import SelectedSpec, select_specs, spec_paths
-    from gate.plan.matrix import build_plan
     from gate.report.load import load_results
 
     repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
@@ -54,17 +54,17 @@ def run(args: argparse.Namespace) -> int:
     except GateError:
         pass  # `gate check` reports broken policies; the built-in catalog still places runners
     checks = load_results(args.check_results) if args.check_results else []
-    plan = build_plan(changes, selected, repo_root, catalog, checks)
+    fan_out = build_fan_out(changes, selected, repo_root, catalog, checks)
 
     match args.format:
         case "json":
-            text = plan.render()
+            text = fan_out.render()
         case "matrix":
-            text = json.dumps(plan.matrix()) + "\n"
+            text = json.dumps(fan_out.matrix()) + "\n"
         case "paths":
-            text = "".join(f"{e.spec}\n" for e in plan.entries)
+            text = "".join(f"{e.spec}\n" for e in fan_out.entries)
         case _:
-            text = plan.text()
+            text = fan_out.text()
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text, encoding="utf-8")
@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     if args.github_output:
         with args.github_output.open("a", encoding="utf-8") as out:
-            out.write(plan.github_outputs())
-    if plan.count == 0 and args.format != "text":
+            out.write(fan_out.github_outputs())
+    if fan_out.count == 0 and args.format != "text":
         since = f" since {args.changed_since}" if args.changed_since else ""
         print(f"gate plan: no spec to run{since}", file=sys.stderr)
     return 0

@@ -60,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
     deleted: tuple[DeletedSpec, ...] = ()
     planned: int | None = None
     if args.plan is not None:
-        from gate.plan.matrix import load_plan
+        from gate.ci.matrix import load_fan_out
 
-        plan = load_plan(args.plan)
-        planned = plan.count + len(plan.skipped)
-        deleted = tuple(DeletedSpec(path=d.path, renamed_to=d.renamed_to) for d in plan.deleted)
+        fan_out = load_fan_out(args.plan)
+        planned = fan_out.count + len(fan_out.skipped)
+        deleted = tuple(DeletedSpec(path=d.path, renamed_to=d.renamed_to) for d in fan_out.deleted)
         have = {Path(r.spec.path).as_posix() for r in results}
         now = now_iso()
-        expected = [e.spec for e in plan.entries] + [s.spec for s in plan.skipped]
+        expected = [e.spec for e in fan_out.entries] + [s.spec for s in fan_out.skipped]
         results += [missing_result(spec, args.missing_reason, at=now) for spec in expected if spec not in have]
         results.sort(key=lambda r: r.spec.path)
 

@@ -1,1 +1,1 @@
-"""Static planning before any GPU time: hardware catalog, memory fit, change detection."""
+"""Static planning before any GPU time: hardware catalog, kernels, memory fit (torch-free)."""

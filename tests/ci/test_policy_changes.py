@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
+from gate.ci.changes import select_specs
+from gate.ci.policy_changes import PolicySide, analyse
 from gate.plan.catalog import load_catalog
-from gate.plan.changes import select_specs
-from gate.plan.policy_changes import PolicySide, analyse
 from gate.policy.engine import run_checks
 from gate.policy.facts import Facts
 from gate.policy.rules import builtin_rules
 from gate.spec.loader import load_spec
-from tests.plan.test_changes import commit, git, spec_text, write
+from tests.ci.test_changes import commit, git, spec_text, write
 
 SPECS = {
     # path: (name, owner, tier, hardware)
@@ -245,9 +245,9 @@ def test_policy_test_fixture_and_readme_change_select_nothing(repo: Path) -> Non
         "not read by the policy loader, affects no spec: policies/README.md",
         "policy test changed, affects no spec: policies/tests/org_test.yaml",
     )
-    from gate.plan.matrix import build_plan, load_plan
+    from gate.ci.matrix import build_fan_out, load_fan_out
 
-    plan = build_plan(changes, changes.selected, repo, load_catalog())
+    plan = build_fan_out(changes, changes.selected, repo, load_catalog())
     assert plan.text().splitlines() == [
         "note: not read by the policy loader, affects no spec: policies/README.md",
         "note: policy test changed, affects no spec: policies/tests/org_test.yaml",
@@ -255,7 +255,7 @@ def test_policy_test_fixture_and_readme_change_select_nothing(repo: Path) -> Non
     ]
     saved = repo / "plan.json"
     saved.write_text(plan.render(), encoding="utf-8")
-    assert load_plan(saved).notes == changes.notes
+    assert load_fan_out(saved).notes == changes.notes
 
 
 # -- new, deleted and renamed files -------------------------------------------------------------

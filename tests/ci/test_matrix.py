@@ -1,4 +1,4 @@
-"""The fan-out plan: runner labels from target hardware, check-result filtering, GitHub outputs, CLI."""
+"""The CI fan-out: runner labels from target hardware, check-result filtering, GitHub outputs, CLI."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from gate.ci.changes import SelectedSpec, select_specs
+from gate.ci.matrix import artifact_name, build_fan_out, load_fan_out, runner_labels
 from gate.cli import main
 from gate.errors import InputError
 from gate.plan.catalog import load_catalog
-from gate.plan.changes import SelectedSpec, select_specs
-from gate.plan.matrix import artifact_name, build_plan, load_plan, runner_labels
 from gate.report import ReportFormat, render
-from tests.plan.test_changes import POLICY, commit, make_repo, spec_text, write
+from tests.ci.test_changes import POLICY, commit, make_repo, spec_text, write
 from tests.report.samples import error_check
 
 
@@ -38,7 +38,7 @@ def test_plan_from_changes(repo: Path) -> None:
     write(repo, "policies/org.yaml", POLICY.replace("min_samples: 64", "min_samples: 128"))  # applies to all specs
     commit(repo)
     changes = select_specs(repo, "main")
-    plan = build_plan(changes, changes.selected, repo, load_catalog())
+    plan = build_fan_out(changes, changes.selected, repo, load_catalog())
     assert plan.matrix() == {"include": [
         {"spec": "models/alpha.yaml", "name": "alpha", "hardware": "nvidia-l4",
          "runs_on": ["self-hosted", "gpu", "nvidia-l4"], "artifact": "result-models_alpha.yaml",
@@ -55,7 +55,7 @@ def test_plan_from_changes(repo: Path) -> None:
 def test_specs_blocked_by_gate_check_are_skipped(repo: Path) -> None:
     blocked = error_check("models/alpha.yaml")
     selected = [SelectedSpec("models/alpha.yaml", ("spec edited",)), SelectedSpec("models/beta.yaml", ("x",))]
-    plan = build_plan(None, selected, repo, load_catalog(), [blocked])
+    plan = build_fan_out(None, selected, repo, load_catalog(), [blocked])
     assert [e.spec for e in plan.entries] == ["models/beta.yaml"]
     assert plan.skipped[0].spec == "models/alpha.yaml"
     assert plan.skipped[0].reason == (
@@ -65,7 +65,7 @@ def test_specs_blocked_by_gate_check_are_skipped(repo: Path) -> None:
 
 def test_unloadable_spec_gets_default_labels(repo: Path) -> None:
     write(repo, "models/alpha.yaml", "kind: [\n")
-    plan = build_plan(None, [SelectedSpec("models/alpha.yaml", ("spec edited",))], repo, load_catalog())
+    plan = build_fan_out(None, [SelectedSpec("models/alpha.yaml", ("spec edited",))], repo, load_catalog())
     assert plan.entries[0].runs_on == ("self-hosted", "gpu")
     assert plan.entries[0].name == "alpha"
 
@@ -112,7 +112,7 @@ def test_cli_check_results_filter(repo: Path, tmp_path: Path, capsys: pytest.Cap
     code, _, _ = run_plan(repo, "--changed-since", "main", "--check-results", str(check), "--output", str(plan_path),
                           capsys=capsys)
     assert code == 0
-    plan = load_plan(plan_path)
+    plan = load_fan_out(plan_path)
     assert plan.count == 0
     assert [s.spec for s in plan.skipped] == ["models/alpha.yaml"]
 
@@ -132,11 +132,11 @@ def test_load_plan_errors(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     path.write_text('{"plan_version": "1", "include": [{"spec": "x"}]}', encoding="utf-8")
     with pytest.raises(InputError) as err:
-        load_plan(path)
+        load_fan_out(path)
     assert err.value.message == "plan is missing 'name'"
     path.write_text('{"plan_version": "1", "incl', encoding="utf-8")
     with pytest.raises(InputError) as err:
-        load_plan(path)
+        load_fan_out(path)
     assert str(err.value) == (
         f"{path}:1:23: not a valid plan: Unterminated string starting at\n"
         "  Hint: re-run `gate plan --format json` (a truncated upload?)"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gate.ci.changes import FileChange, RemovedSpec, parse_name_status, select_specs
 from gate.errors import InputError
-from gate.plan.changes import FileChange, RemovedSpec, parse_name_status, select_specs
 
 SPEC = """\
 apiVersion: quant-gate/v1
@@ -147,7 +147,7 @@ def test_weights_prefix_does_not_match_a_sibling(repo: Path) -> None:
 
 
 def test_unscoped_policy_change_selects_every_spec(repo: Path) -> None:
-    # Scoped and metadata-only policy changes: tests/plan/test_policy_changes.py.
+    # Scoped and metadata-only policy changes: tests/ci/test_policy_changes.py.
     write(repo, "policies/org.yaml", POLICY.replace("min_samples: 64", "min_samples: 128"))
     commit(repo)
     why = ("policy changed: policies/org.yaml (rules entry for QG301 changed for all specs)",)

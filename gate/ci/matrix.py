@@ -1,6 +1,6 @@
-"""The fan-out plan: one GitHub Actions matrix entry per selected spec, on runners matching its target.
+"""The CI fan-out: one GitHub Actions matrix entry per selected spec, on runners matching its target.
 
-``gate plan`` writes the plan document (JSON); its ``include`` list is the matrix. Each entry
+``gate plan`` writes the fan-out document (JSON, ``plan_version``); its ``include`` list is the matrix. Each entry
 carries the spec path, the runner labels from the spec's target hardware (``[self-hosted, gpu,
 <hardware>]`` for GPU targets, ``[self-hosted, cpu, <hardware>]`` for CPU targets) and the name of
 the artifact its result is uploaded under. ``gate report --plan`` reads the document back to
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gate.ci.changes import ChangeSet, RemovedSpec, SelectedSpec
 from gate.errors import GateError, InputError, SourceLocation
 from gate.plan.catalog import HardwareCatalog
-from gate.plan.changes import ChangeSet, RemovedSpec, SelectedSpec
 from gate.result import Decision, GateResult
 from gate.spec.yaml_source import display_path
 
@@ -49,7 +49,7 @@ class SkippedSpec:
 
 
 @dataclass(frozen=True)
-class Plan:
+class FanOut:
     """What the PR workflow runs, and what it reports without running."""
 
     ref: str | None
@@ -135,9 +135,9 @@ def _key(path: str) -> str:
     return Path(path).as_posix().removeprefix("./")
 
 
-def build_plan(changes: ChangeSet | None, selected: Iterable[SelectedSpec], repo_root: Path,
-               catalog: HardwareCatalog, check_results: Iterable[GateResult] = ()) -> Plan:
-    """The plan for ``selected`` specs; those whose static check did not pass are skipped."""
+def build_fan_out(changes: ChangeSet | None, selected: Iterable[SelectedSpec], repo_root: Path,
+               catalog: HardwareCatalog, check_results: Iterable[GateResult] = ()) -> FanOut:
+    """The fan-out of ``selected`` specs; those whose static check did not pass are skipped."""
     checks = {_key(r.spec.path): r for r in check_results}
     entries: list[MatrixEntry] = []
     skipped: list[SkippedSpec] = []
@@ -149,7 +149,7 @@ def build_plan(changes: ChangeSet | None, selected: Iterable[SelectedSpec], repo
                                        + (f" ({why})" if why else "")))
             continue
         entries.append(entry_for(item, repo_root, catalog))
-    return Plan(
+    return FanOut(
         ref=changes.ref if changes else None,
         entries=tuple(entries),
         deleted=changes.deleted if changes else (),
@@ -159,8 +159,8 @@ def build_plan(changes: ChangeSet | None, selected: Iterable[SelectedSpec], repo
     )
 
 
-def load_plan(path: Path) -> Plan:
-    """Read a plan document written by ``gate plan --format json``."""
+def load_fan_out(path: Path) -> FanOut:
+    """Read a fan-out document written by ``gate plan --format json``."""
     shown = display_path(path)
     where = SourceLocation(shown)
     if not path.is_file():
@@ -181,7 +181,7 @@ def load_plan(path: Path) -> Plan:
             hint="write the plan and the report with the same quant-gate version", location=where,
         )
     try:
-        return Plan(
+        return FanOut(
             ref=data.get("ref"),
             entries=tuple(
                 MatrixEntry(spec=e["spec"], name=e["name"], hardware=e.get("hardware"), runs_on=tuple(e["runs_on"]),

@@ -5,7 +5,7 @@ pull request). A spec is selected when the spec itself changed, or when a file i
 changed: its weights directory or GGUF file, lockfile, calibration data, fidelity texts, or the
 definition or data of a task it evaluates (``tasks/`` in the repository, or the shipped suites).
 
-A policy change selects the specs it can affect (``gate.plan.policy_changes``): the policies at the
+A policy change selects the specs it can affect (``gate.ci.policy_changes``): the policies at the
 merge base and in the working tree are both loaded, and a spec is selected when the entries that
 apply to it differ (rules, custom rules and settings entries whose scope matches it, waivers
 covering its name, the policy hardware entry of its target), with a reason naming the file and
@@ -216,7 +216,7 @@ def _touches(ref: str, changed: str) -> bool:
 def select_specs(repo_root: Path, ref: str, *, specs_dir: str = DEFAULT_SPECS_DIR,
                  changes: Iterable[FileChange] | None = None) -> ChangeSet:
     """The specs the change from ``ref`` to ``HEAD`` touches (see module docs)."""
-    from gate.plan.policy_changes import analyse
+    from gate.ci.policy_changes import analyse
     from gate.spec.loader import load_spec
 
     if changes is None:

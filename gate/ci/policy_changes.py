@@ -1,4 +1,4 @@
-"""Which specs a policy change can affect (``gate plan --changed-since``; see ``gate.plan.changes``).
+"""Which specs a policy change can affect (``gate plan --changed-since``; see ``gate.ci.changes``).
 
 Only the files the policy loader reads count: ``policies/*.yaml`` and ``policies/*.yml``, directly
 in ``policies/`` (``gate.policy.sources``). Policy tests under ``policies/tests/`` and any other
