@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def explain_text(wanted: str) -> str:
     """The docs of a built-in rule or engine check, by id (any case) or slug."""
-    from gate.policy.meta import ENGINE_CHECKS
+    from gate.engine_checks import ENGINE_CHECKS
     from gate.policy.rules import builtin_rules
 
     rules = builtin_rules()

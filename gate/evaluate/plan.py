@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gate.engine_checks import EVAL_SET_TOO_SMALL
 from gate.errors import SourceLocation
 from gate.evaluate.fidelity import DEFAULT_TOKENS, TARGET_DOCUMENTS, FidelitySettings, window_for
 from gate.evaluate.harness import MetricRequest, count_items
 from gate.evaluate.performance import ConstraintTargets, PerformanceSettings
 from gate.evaluate.suites import PERPLEXITY_TASK, STRESS_TASKS, TaskSource, resolve_task, stress_default
-from gate.policy.meta import EVAL_SET_TOO_SMALL
 from gate.result import Finding, Location, Severity, SpecPower
 from gate.spec.loader import LoadedSpec
 from gate.spec.models import MetricTolerance

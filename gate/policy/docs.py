@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gate.policy.meta import ENGINE_CHECKS
+from gate.engine_checks import ENGINE_CHECKS
 from gate.policy.rules import builtin_rules
 
 RULES_MD_HEADER = """\

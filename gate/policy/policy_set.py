@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gate.engine_checks import SEVERITY_CONFLICT
 from gate.errors import SourceLocation, SpecError
 from gate.plan.catalog import Hardware, HardwareCatalog
 from gate.policy.cel import CelProgram
-from gate.policy.meta import SEVERITY_CONFLICT
 from gate.policy.models import CustomRule, RuleSetting, SettingsEntry
 from gate.policy.rule import Rule
 from gate.policy.rules import builtin_rules

@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gate.engine_checks import NOT_WAIVABLE, WAIVER_EXPIRED, WAIVER_UNUSED
 from gate.errors import SourceLocation
-from gate.policy.meta import NOT_WAIVABLE, WAIVER_EXPIRED, WAIVER_UNUSED
 from gate.policy.models import Waiver
 from gate.policy.rules import builtin_rules
 from gate.result import Finding, Location, WaiverNote

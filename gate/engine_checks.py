@@ -2,7 +2,8 @@
 stage's sample-size check (QG490).
 
 They are not spec rules: they cannot be configured, scoped or waived. They have the same docs as
-rules so ``gate explain QG004`` works and ``docs/rules.md`` lists them.
+rules so ``gate explain QG004`` works and ``docs/rules.md`` lists them. This module sits below
+``policy/`` and ``evaluate/`` (it needs only the result contract) so both can raise them.
 """
 
 from __future__ import annotations
