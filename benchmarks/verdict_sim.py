@@ -28,7 +28,7 @@ for), ``tol`` (exactly the tolerance: PASS is a false PASS), ``2tol`` (FAIL is t
 model twice as bad). Fidelity: ``limit/2``, ``limit``, ``2limit``. n in {30, 50, 100, 250, 500,
 1000} items (fidelity: documents); designs: one look, and the shipped 4-look sequential designs
 (Hwang-Shih-DeCani, O'Brien-Fleming, Pocock spending) with the gate's look floors
-(``plan_looks``) and interim looks at half their planned error (``sequential.INTERIM_SHARE``). Rates carry Monte-Carlo standard errors and one-sided 95% Wilson bounds.
+(``schedule_looks``) and interim looks at half their planned error (``sequential.INTERIM_SHARE``). Rates carry Monte-Carlo standard errors and one-sided 95% Wilson bounds.
 
 Checks (``violations``): false PASS upper 95% MC bound <= 5% in every cell; FAIL rate >= 80% at
 2x the tolerance wherever the gate's sample-size projection (``measured_n_needed``) says n
@@ -50,8 +50,8 @@ import numpy as np
 from gate.evaluate.fidelity import cluster_bounds
 from gate.spec.models import MetricTolerance
 from gate.verdict.intervals import decision_level, linearised_degradation, relative_score_z, skew_t_bounds
-from gate.verdict.sample_size import measured_n_needed, plan_looks
-from gate.verdict.sequential import INTERIM_SHARE, SPENDING_FUNCTIONS, SequentialPlan
+from gate.verdict.sample_size import measured_n_needed, schedule_looks
+from gate.verdict.sequential import INTERIM_SHARE, SPENDING_FUNCTIONS, LookSchedule
 from gate.verdict.stats import PairedScores, normal_quantile, tango_z
 
 CONFIDENCE = 0.95
@@ -99,13 +99,13 @@ def rate(k: int, reps: int, z: float = 1.6448536269514722) -> tuple[float, float
 
 
 def _plan(design: str, n: int, criteria: list[tuple[MetricTolerance, str, float | None]],
-          interim_share: float = INTERIM_SHARE) -> SequentialPlan:
+          interim_share: float = INTERIM_SHARE) -> LookSchedule:
     if design == "single":
-        return SequentialPlan.for_items(n, looks=1, confidence=CONFIDENCE)
-    return plan_looks(criteria, n, looks=4, confidence=CONFIDENCE, spending=design, interim_share=interim_share)
+        return LookSchedule.for_items(n, looks=1, confidence=CONFIDENCE)
+    return schedule_looks(criteria, n, looks=4, confidence=CONFIDENCE, spending=design, interim_share=interim_share)
 
 
-def _sequential(decide: Callable[[int, float], tuple[np.ndarray, np.ndarray]], plan: SequentialPlan,
+def _sequential(decide: Callable[[int, float], tuple[np.ndarray, np.ndarray]], plan: LookSchedule,
                 reps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the looks: ``decide(size, confidence) -> (pass, fail)`` boolean arrays per rep."""
     passed = np.zeros(reps, dtype=bool)

@@ -181,12 +181,12 @@ def decide_by_looks(
     metric's early PASS never stops the evaluation of another that may still FAIL.
     """
     from gate.verdict.decide import compare_metric
-    from gate.verdict.sample_size import measured_n_needed, plan_looks
+    from gate.verdict.sample_size import measured_n_needed, schedule_looks
     from gate.verdict.sequential import decide_look
 
     results: dict[tuple[str, str], MetricResult] = {}
     scored: dict[tuple[str, str], TaskScores] = {}
-    looks = {name: plan_looks([_criterion(m, base) for m in t.metrics], t.n_total,
+    looks = {name: schedule_looks([_criterion(m, base) for m in t.metrics], t.n_total,
                               looks=4 if plan.sequential else 1, confidence=plan.confidence)
              for name, t in plan.tasks.items() if t.n_total > 0}
     open_metrics = {name: [m for m in plan.tasks[name].metrics] for name in looks}

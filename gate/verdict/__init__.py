@@ -10,8 +10,8 @@ Modules:
 - ``decide``: ``compare_metric`` (one metric against its tolerance) and ``decide`` (the verdict,
   intersection-union over the criteria).
 - ``sample_size``: the decision floor, ``check_resolvable``, ``measured_n_needed`` (from data),
-  ``plan_looks`` (no look below the floor) and the power ``gate check`` shows.
-- ``sequential``: ``SequentialPlan`` (fixed looks, Lan-DeMets alpha spending) and ``decide_look``.
+  ``schedule_looks`` (no look below the floor) and the power ``gate check`` shows.
+- ``sequential``: ``LookSchedule`` (fixed looks, Lan-DeMets alpha spending) and ``decide_look``.
 
 numpy only: nothing here imports torch, transformers, lm-eval or scipy.
 """

@@ -14,7 +14,7 @@ data, the look plan and the power ``gate check`` shows.
   per-item variance with an assumed correlation (real-valued; perplexity via the delta method).
 - ``measured_n_needed``: the same with ``sigma`` MEASURED on paired scores (the discordance, or the
   spread of the linearised per-item degradation): what an INCONCLUSIVE result reports.
-- ``plan_looks``: the sequential plan with no look below a criterion's floor.
+- ``schedule_looks``: the look schedule with no look below a criterion's floor.
 - ``criterion_power`` / ``spec_power``: PASS probability of an unchanged model at the declared
   size, per criterion and for the spec (intersection-union: the product).
 """
@@ -30,7 +30,7 @@ from gate.errors import InputError
 from gate.result import CriterionPower, SpecPower
 from gate.spec.models import MetricTolerance
 from gate.verdict.intervals import decision_level, t_quantile
-from gate.verdict.sequential import INTERIM_SHARE, SequentialPlan
+from gate.verdict.sequential import INTERIM_SHARE, LookSchedule
 from gate.verdict.stats import (
     RATIO_KINDS,
     SCORE_KINDS,
@@ -337,7 +337,7 @@ def measured_n_needed(
     return max(n, decision_floor(tolerance, scores.kind, confidence))
 
 
-def plan_looks(
+def schedule_looks(
     tolerances: list[tuple[MetricTolerance, str, float | None]],
     n_total: int,
     *,
@@ -345,8 +345,8 @@ def plan_looks(
     confidence: float,
     spending: str = "hwang-shih-decani",
     interim_share: float = INTERIM_SHARE,
-) -> SequentialPlan:
-    """The sequential plan for one task, with no look below the decision floor of the criteria it
+) -> LookSchedule:
+    """The look schedule of one task, with no look below the decision floor of the criteria it
     decides (``(tolerance, kind, baseline accuracy or None)`` each).
 
     The floors are taken at the equally spaced plan's first-look nominal confidence (its
@@ -355,7 +355,7 @@ def plan_looks(
     so the smallest remaining look is the one the report and ``check_resolvable`` speak of. With
     every look below the floor: one look at ``n_total``.
     """
-    plan = SequentialPlan.for_items(n_total, looks=looks, confidence=confidence, spending=spending,  # type: ignore[arg-type]
+    plan = LookSchedule.for_items(n_total, looks=looks, confidence=confidence, spending=spending,  # type: ignore[arg-type]
                                     interim_share=interim_share)
     if plan.looks == 1:
         return plan
@@ -364,7 +364,7 @@ def plan_looks(
     sizes = [s for s in plan.look_sizes if s >= floor] or [n_total]
     if sizes == plan.look_sizes:
         return plan
-    return SequentialPlan.for_look_sizes(sizes, confidence=confidence, spending=spending,  # type: ignore[arg-type]
+    return LookSchedule.for_look_sizes(sizes, confidence=confidence, spending=spending,  # type: ignore[arg-type]
                                          interim_share=interim_share)
 
 
@@ -390,7 +390,7 @@ def criterion_power(
     plan the run will use (no look below the decision floor).
     """
     name = f"{tolerance.task}/{tolerance.metric}"
-    plan = plan_looks([(tolerance, kind, base_accuracy)], n, looks=looks, confidence=confidence) if n > 0 else None
+    plan = schedule_looks([(tolerance, kind, base_accuracy)], n, looks=looks, confidence=confidence) if n > 0 else None
     smallest = plan.look_sizes[0] if plan else 0
     if kind != "binary" or plan is None:
         return CriterionPower(criterion=name, n=n, smallest_look=smallest, power=None,

@@ -146,7 +146,7 @@ def _grid(lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class SequentialPlan:
+class LookSchedule:
     """Looks at fixed item counts and the nominal confidence each is decided at."""
 
     n_total: int
@@ -172,12 +172,12 @@ class SequentialPlan:
         spending: Spending = "hwang-shih-decani",
         *,
         interim_share: float = INTERIM_SHARE,
-    ) -> SequentialPlan:
+    ) -> LookSchedule:
         """Equally spaced looks (25/50/75/100% for 4); fewer when there are fewer items than looks."""
         if n_total < 1:
-            raise InputError(f"a sequential plan needs at least one item; got {n_total}", hint="check the eval set")
+            raise InputError(f"a look schedule needs at least one item; got {n_total}", hint="check the eval set")
         if looks < 1:
-            raise InputError(f"a sequential plan needs at least one look; got {looks}", hint="use looks: 4")
+            raise InputError(f"a look schedule needs at least one look; got {looks}", hint="use looks: 4")
         _check_confidence(confidence)
         sizes = sorted({max(1, math.ceil(n_total * k / looks)) for k in range(1, looks + 1)})
         return cls.for_look_sizes(sizes, confidence=confidence, spending=spending, interim_share=interim_share)
@@ -190,7 +190,7 @@ class SequentialPlan:
         confidence: float = 0.95,
         spending: Spending = "hwang-shih-decani",
         interim_share: float = INTERIM_SHARE,
-    ) -> SequentialPlan:
+    ) -> LookSchedule:
         """Looks at the given cumulative item counts (the last is the full set)."""
         if not look_sizes or any(b <= a for a, b in itertools.pairwise(look_sizes)) or look_sizes[0] < 1:
             raise InputError(
@@ -248,7 +248,7 @@ class LookDecision:
 def decide_look(
     tolerance: MetricTolerance,
     scores: PairedScores,
-    plan: SequentialPlan,
+    plan: LookSchedule,
     look_index: int,
     seed: int = 0,
     *,
@@ -292,7 +292,7 @@ def decide_look(
 def run_sequential(
     tolerance: MetricTolerance,
     scores: PairedScores,
-    plan: SequentialPlan,
+    plan: LookSchedule,
     seed: int = 0,
     *,
     resamples: int = 10_000,

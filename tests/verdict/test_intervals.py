@@ -23,7 +23,7 @@ from gate.verdict.intervals import (
     t_cdf,
     t_quantile,
 )
-from gate.verdict.sequential import SequentialPlan, decide_look
+from gate.verdict.sequential import LookSchedule, decide_look
 from gate.verdict.stats import PairedScores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -99,16 +99,16 @@ def test_all_agree_early_look_is_not_a_pass() -> None:
     all <= 0 there, so it PASSED; the score test keeps the width, and no look below the
     decision floor is taken."""
     early = table(15, 0, 0, 10)  # 25 items, every item agrees
-    plan = SequentialPlan.for_items(100, looks=4)
+    plan = LookSchedule.for_items(100, looks=4)
     look = decide_look(REL_5, early, plan, 0)
     assert look.result.outcome is Decision.inconclusive and look.open
     assert look.result.ci_high > 0.05
     boot = compare_metric(REL_5, early, confidence=plan.confidence_at(0), method="bootstrap")
     assert boot.outcome is Decision.inconclusive
     assert boot.note == "degenerate look: every resample gives the same degradation, which is never decided"
-    from gate.verdict.sample_size import plan_looks
+    from gate.verdict.sample_size import schedule_looks
 
-    floored = plan_looks([(REL_5, "binary", 0.6)], 100, looks=4, confidence=0.95)
+    floored = schedule_looks([(REL_5, "binary", 0.6)], 100, looks=4, confidence=0.95)
     assert floored.look_sizes == [100]  # an all-agree look needs >= 211 items to PASS 5% at 99.6%
 
 

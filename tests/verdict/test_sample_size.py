@@ -166,9 +166,9 @@ def test_power_at_the_declared_size_and_of_the_spec() -> None:
     # 1 - 0.8 * 0.039 = 96.9%; power = Phi(0.02 * sqrt(2000 / 0.1) - z_0.969).
     tol = MetricTolerance(task="qa", metric="acc", max_drop=2.0)
     c = criterion_power(tol, n=2000, confidence=0.95, kind="binary")
-    from gate.verdict.sequential import SequentialPlan
+    from gate.verdict.sequential import LookSchedule
 
-    level = 1 - 0.8 * (1 - SequentialPlan.for_items(2000).nominal[-1])
+    level = 1 - 0.8 * (1 - LookSchedule.for_items(2000).nominal[-1])
     assert c.power == pytest.approx(stats.norm.cdf(0.02 * math.sqrt(2000 / 0.1) - stats.norm.ppf(level)), abs=1e-9)
     assert (c.n, c.smallest_look, c.assumption) == (2000, 500, "assumed discordance 10%")
     short = criterion_power(tol, n=100, confidence=0.95, kind="binary")

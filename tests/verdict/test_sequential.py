@@ -12,7 +12,7 @@ from gate.errors import InputError
 from gate.result import Decision
 from gate.spec.models import MetricTolerance
 from gate.verdict.sequential import (
-    SequentialPlan,
+    LookSchedule,
     critical_values,
     decide_look,
     item_order,
@@ -46,13 +46,13 @@ def test_boundaries_spend_exactly_the_planned_alpha(spending: str) -> None:
 
 
 def test_single_look_is_the_fixed_sample_test() -> None:
-    plan = SequentialPlan.for_items(500, looks=1, confidence=0.95)
+    plan = LookSchedule.for_items(500, looks=1, confidence=0.95)
     assert plan.look_sizes == [500]
     assert plan.confidence_at(0) == pytest.approx(0.95)
 
 
 def test_default_plan() -> None:
-    plan = SequentialPlan.for_items(1000)
+    plan = LookSchedule.for_items(1000)
     assert plan.look_sizes == [250, 500, 750, 1000]
     assert plan.spending == "hwang-shih-decani"
     assert plan.nominal == sorted(plan.nominal, reverse=True)
@@ -61,7 +61,7 @@ def test_default_plan() -> None:
 
 @pytest.mark.parametrize(("n", "looks", "sizes"), [(10, 4, [3, 5, 8, 10]), (3, 4, [1, 2, 3]), (1, 4, [1])])
 def test_look_sizes(n: int, looks: int, sizes: list[int]) -> None:
-    assert SequentialPlan.for_items(n, looks=looks).look_sizes == sizes
+    assert LookSchedule.for_items(n, looks=looks).look_sizes == sizes
 
 
 def test_pocock_boundaries_are_nearly_flat_and_obrien_fleming_falls() -> None:
@@ -73,18 +73,18 @@ def test_pocock_boundaries_are_nearly_flat_and_obrien_fleming_falls() -> None:
 
 def test_plan_errors() -> None:
     with pytest.raises(InputError) as info:
-        SequentialPlan.for_items(0)
-    assert str(info.value) == "a sequential plan needs at least one item; got 0\n  Hint: check the eval set"
+        LookSchedule.for_items(0)
+    assert str(info.value) == "a look schedule needs at least one item; got 0\n  Hint: check the eval set"
     with pytest.raises(InputError) as info:
-        SequentialPlan.for_look_sizes([100, 100, 200])
+        LookSchedule.for_look_sizes([100, 100, 200])
     assert info.value.message == "look sizes [100, 100, 200] must be positive and strictly increasing"
     with pytest.raises(InputError) as info:
-        SequentialPlan.for_items(100, spending="haybittle")  # type: ignore[arg-type]
+        LookSchedule.for_items(100, spending="haybittle")  # type: ignore[arg-type]
     assert str(info.value) == (
         "unknown alpha-spending function 'haybittle'\n  Hint: use one of: hwang-shih-decani, obrien-fleming, pocock"
     )
     with pytest.raises(InputError) as info:
-        SequentialPlan.for_items(100).confidence_at(4)
+        LookSchedule.for_items(100).confidence_at(4)
     assert str(info.value) == "look 4 does not exist; the plan has looks 0..3\n  Hint: iterate over range(plan.looks)"
 
 
@@ -98,7 +98,7 @@ def _binary(worse: int, better: int, n: int, seed: int = 0) -> PairedScores:
 
 def test_clear_pass_stops_at_the_first_look() -> None:
     scores = _binary(20, 20, 8000)
-    plan = SequentialPlan.for_items(8000)
+    plan = LookSchedule.for_items(8000)
     look = decide_look(ACC_2, scores, plan, 0)
     first = look.result
     assert first.outcome is Decision.passed and not look.open
@@ -112,7 +112,7 @@ def test_clear_pass_stops_at_the_first_look() -> None:
 
 def test_borderline_continues_then_ends_inconclusive() -> None:
     scores = _binary(52, 28, 1000)
-    plan = SequentialPlan.for_items(1000)
+    plan = LookSchedule.for_items(1000)
     first = decide_look(ACC_2, scores, plan, 0)
     assert (first.result.outcome, first.open, first.result.look) == (Decision.inconclusive, True, 1)
     last = decide_look(ACC_2, scores, plan, 3)
@@ -122,7 +122,7 @@ def test_borderline_continues_then_ends_inconclusive() -> None:
 
 def test_decide_look_on_partial_scores() -> None:
     scores = _binary(52, 28, 1000)
-    plan = SequentialPlan.for_items(1000)
+    plan = LookSchedule.for_items(1000)
     partial = scores.head(500)
     assert decide_look(ACC_2, partial, plan, 1).result.n == 500
     with pytest.raises(InputError) as info:
@@ -136,7 +136,7 @@ def test_sequential_false_pass_rate_at_the_boundary() -> None:
     # 300 replays of the full sequential design at a true drop equal to the tolerance.
     rng = np.random.default_rng(99)
     n = 1500
-    plan = SequentialPlan.for_items(n)
+    plan = LookSchedule.for_items(n)
     passes = 0
     for _ in range(300):
         cells = rng.choice(3, size=n, p=[0.06, 0.04, 0.90])
