@@ -261,7 +261,7 @@ class GateResult(_Frozen):
     metrics: list[MetricResult] = Field(default_factory=list)
     power: SpecPower | None = None
     """``gate check``: the chance each quality criterion, and the spec as a whole, reaches PASS at
-    the declared eval-set sizes when the quantized model is unchanged (``gate.evaluate.plan.check_power``)."""
+    the declared eval-set sizes when the quantized model is unchanged (``gate.evaluate.design.check_power``)."""
     fidelity: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
     runtime: dict[str, str] = Field(default_factory=dict)

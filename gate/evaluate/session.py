@@ -1,4 +1,4 @@
-"""Evaluate one model against an ``EvalPlan``: the baseline side (cached) and the quantized side
+"""Evaluate one model against an ``EvalDesign``: the baseline side (cached) and the quantized side
 (sequential looks), then the paired comparison per metric.
 
 The caller loads a model, hands it here, and frees it afterwards, so only one model is resident at
@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from gate.evaluate.baseline_cache import BaselineCache, cache_key
+from gate.evaluate.design import EvalDesign, PlannedMetric
 from gate.evaluate.fidelity import FidelityReference, build_reference, load_texts, texts_digest, token_windows
 from gate.evaluate.harness import EvalSettings, MetricRequest, evaluate_tasks
 from gate.evaluate.interface import ModelPerformance, TaskScores
 from gate.evaluate.performance import measure
-from gate.evaluate.plan import EvalPlan, PlannedMetric
 from gate.result import Decision, MetricResult
 
 Say = Callable[[str], None]
@@ -44,7 +44,7 @@ class BaselineKeys:
     performance: str
 
 
-def baseline_keys(plan: EvalPlan, identity: str, settings: EvalSettings, runtime: dict[str, str]) -> BaselineKeys:
+def baseline_keys(plan: EvalDesign, identity: str, settings: EvalSettings, runtime: dict[str, str]) -> BaselineKeys:
     """Cache keys of every baseline component (see ``baseline_cache``)."""
     common = {"baseline": identity, "runtime": runtime}
     scores = {}
@@ -87,7 +87,7 @@ def baseline_complete(side: BaselineSide) -> bool:
     return all(side.cache_hits.values())
 
 
-def fidelity_windows(plan: EvalPlan, tokenizer: Any) -> tuple[list[list[int]], str]:
+def fidelity_windows(plan: EvalDesign, tokenizer: Any) -> tuple[list[list[int]], str]:
     texts = load_texts(plan.fidelity_texts)
     return token_windows(tokenizer, texts, plan.fidelity.tokens, plan.fidelity.window), texts_digest(texts)
 
@@ -96,7 +96,7 @@ def evaluate_baseline(
     model: Any,
     tokenizer: Any,
     model_dir: Path,
-    plan: EvalPlan,
+    plan: EvalDesign,
     side: BaselineSide,
     keys: BaselineKeys,
     cache: BaselineCache,
@@ -152,7 +152,7 @@ Scorer = Callable[[dict[str, tuple[int, ...]], list[MetricRequest]], dict[tuple[
 def evaluate_quantized(
     model: Any,
     tokenizer: Any,
-    plan: EvalPlan,
+    plan: EvalDesign,
     base: BaselineSide,
     *,
     settings: EvalSettings,
@@ -170,7 +170,7 @@ def evaluate_quantized(
 
 
 def decide_by_looks(
-    plan: EvalPlan, base: BaselineSide, score: Scorer, *, say: Say, resamples: int = 10_000
+    plan: EvalDesign, base: BaselineSide, score: Scorer, *, say: Say, resamples: int = 10_000
 ) -> tuple[list[MetricResult], dict[tuple[str, str], TaskScores]]:
     """The looks: score each task's next chunk for its open metrics and decide them.
 

@@ -2,7 +2,7 @@
 exit-code function. ``gate check`` and ``gate run`` are the same pipeline with a different last stage.
 
     static.py    spec -> policy-load -> weights -> calibration -> tasks -> plan -> policy   (gate check ends here)
-    run.py       eval-plan -> baseline -> evaluate-baseline -> quantize -> evaluate-quantized -> verdict
+    run.py       eval-design -> baseline -> evaluate-baseline -> quantize -> evaluate-quantized -> verdict
     record.py    registry, mlflow                                                          (gate run ends here)
     stages.py    the stage recorder and the stage names
     assemble.py  the GateResult of every path (check, run, refused, error)

@@ -1,6 +1,6 @@
 """``gate run``: the static stages, then the heavy ones, for one spec.
 
-static stages (spec, weights, plan, policy) -> eval-plan + sample-size check -> baseline (resolved,
+static stages (spec, weights, plan, policy) -> eval-design + sample-size check -> baseline (resolved,
 then evaluated or taken from the baseline cache) -> quantize -> quantized evaluation (sequential
 looks) -> verdict -> registry (``gate.pipeline.record``).
 
@@ -29,8 +29,8 @@ from gate.pipeline.static import StaticOutcome, run_static
 from gate.result import Decision, Finding, GateResult, MetricResult, StageRecord, StageStatus, Verdict
 
 if TYPE_CHECKING:
+    from gate.evaluate.design import EvalDesign
     from gate.evaluate.harness import EvalSettings
-    from gate.evaluate.plan import EvalPlan
     from gate.evaluate.session import BaselineKeys, BaselineSide
     from gate.policy.policy_set import PolicySet
     from gate.quantize.artifact import Artifact
@@ -134,7 +134,7 @@ class _Heavy:
 
 def _run_heavy(outcome: StaticOutcome, options: RunOptions, policy_set: PolicySet | None, include_dir: Path,
                say: Say) -> GateResult:
-    from gate.evaluate.plan import sample_size_findings
+    from gate.evaluate.design import sample_size_findings
     from gate.report.progress import active
 
     run = _Heavy(outcome, options, policy_set, include_dir, say, StageRecorder(outcome.stages, say=say,
@@ -173,21 +173,21 @@ def _run_heavy(outcome: StaticOutcome, options: RunOptions, policy_set: PolicySe
     return _verdict_stage(run, metrics, fidelity, performance, artifact, runtime)
 
 
-def _eval_plan_stage(run: _Heavy) -> EvalPlan:
-    from gate.evaluate.plan import build_plan
+def _eval_plan_stage(run: _Heavy) -> EvalDesign:
+    from gate.evaluate.design import build_design
 
     outcome = run.outcome
     assert outcome.loaded is not None and outcome.facts is not None
     loaded = outcome.loaded
     constraint = loaded.spec.constraint
     hardware = outcome.facts.catalog.find(constraint.target.hardware) if constraint else None
-    return run.stages.run("eval-plan", lambda: build_plan(loaded, run.options.repo_root, run.include_dir,
+    return run.stages.run("eval-design", lambda: build_design(loaded, run.options.repo_root, run.include_dir,
                                                           hardware_kind=hardware.kind if hardware else None,
                                                           seed=run.options.seed),
                           message=lambda p: f"{len(p.metrics)} metrics on {len(p.tasks)} tasks")
 
 
-def _evaluate_baseline_stage(run: _Heavy, plan: EvalPlan, baseline: Baseline, settings: EvalSettings,
+def _evaluate_baseline_stage(run: _Heavy, plan: EvalDesign, baseline: Baseline, settings: EvalSettings,
                              runtime: dict[str, str]) -> BaselineSide:
     """The baseline's scores, reference logits and performance: from the baseline cache (local, then
     the shared registry), else by loading and evaluating the baseline."""
@@ -207,7 +207,7 @@ def _evaluate_baseline_stage(run: _Heavy, plan: EvalPlan, baseline: Baseline, se
         if any(s.cache_hits.values()) else None)
 
 
-def _evaluate_baseline(run: _Heavy, plan: EvalPlan, baseline: Baseline, side: BaselineSide, keys: BaselineKeys,
+def _evaluate_baseline(run: _Heavy, plan: EvalDesign, baseline: Baseline, side: BaselineSide, keys: BaselineKeys,
                        cache: Any, settings: EvalSettings) -> BaselineSide:
     from gate.evaluate.session import baseline_complete, evaluate_baseline
     from gate.quantize import load_for_eval
@@ -223,13 +223,13 @@ def _evaluate_baseline(run: _Heavy, plan: EvalPlan, baseline: Baseline, side: Ba
         _free(model, tokenizer)
 
 
-def _evaluate_quantized_stage(run: _Heavy, plan: EvalPlan, side: BaselineSide, artifact: Artifact,
+def _evaluate_quantized_stage(run: _Heavy, plan: EvalDesign, side: BaselineSide, artifact: Artifact,
                               settings: EvalSettings, runtime: dict[str, str]) -> tuple[list[MetricResult], Any, Any]:
     return run.stages.run("evaluate-quantized",
                           lambda: _evaluate_quantized(run, plan, side, artifact, settings, runtime))
 
 
-def _evaluate_quantized(run: _Heavy, plan: EvalPlan, side: BaselineSide, artifact: Artifact, settings: EvalSettings,
+def _evaluate_quantized(run: _Heavy, plan: EvalDesign, side: BaselineSide, artifact: Artifact, settings: EvalSettings,
                         runtime: dict[str, str]) -> tuple[list[MetricResult], Any, Any]:
     """The quantized model's metrics (sequential looks), fidelity against the baseline's reference
     logits, and speed/memory against the constraint."""

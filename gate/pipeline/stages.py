@@ -22,7 +22,7 @@ Say = Callable[[str], None]
 STATIC_STAGES = ("spec", "policy-load", "weights", "calibration", "tasks", "plan", "policy")
 """``gate check``'s stages (``policy-load`` only without a preloaded policy set, ``tasks`` only with a
 ``tasks/`` directory)."""
-HEAVY_STAGES = ("eval-plan", "baseline", "evaluate-baseline", "quantize", "evaluate-quantized", "verdict")
+HEAVY_STAGES = ("eval-design", "baseline", "evaluate-baseline", "quantize", "evaluate-quantized", "verdict")
 """What ``gate run`` adds after the static stages; ``registry`` and ``mlflow`` records follow when configured."""
 
 

@@ -125,7 +125,7 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
 
 def spec_power(loaded: LoadedSpec, repo_root: Path) -> SpecPower | None:
     """``check_power`` for ``gate check``; a task it cannot read is the rules' to report, not this."""
-    from gate.evaluate.plan import check_power
+    from gate.evaluate.design import check_power
 
     try:
         return check_power(loaded, repo_root)

@@ -109,7 +109,7 @@ def test_every_item_is_two_solved_examples_then_an_instruction_with_its_exact_an
 
 
 def test_default_stress_tolerance_is_planned_and_resolvable(tmp_path: Path) -> None:
-    from gate.evaluate.plan import build_plan, planned_metrics, sample_size_findings
+    from gate.evaluate.design import build_design, planned_metrics, sample_size_findings
     from gate.spec.loader import load_spec
     from gate.verdict.sample_size import check_resolvable
     from tests.evaluate.repo import spec_text, write_tasks
@@ -124,7 +124,7 @@ def test_default_stress_tolerance_is_planned_and_resolvable(tmp_path: Path) -> N
     loaded = load_spec(path)
     assert [(m.tolerance.task, m.tolerance.metric, m.tolerance.tolerance, m.default_tolerance)
             for m in planned_metrics(loaded)] == [("qg_instructions", "acc", 5.0, True), (TASK, METRIC, 10.0, True)]
-    plan = build_plan(loaded, tmp_path, tmp_path / "inc", hardware_kind="cpu")
+    plan = build_design(loaded, tmp_path, tmp_path / "inc", hardware_kind="cpu")
     assert plan.tasks[TASK].n_total == 120 and sorted(plan.tasks[TASK].order) == list(range(120))
     assert sample_size_findings(plan) == []
     tight = MetricTolerance(task=TASK, metric=METRIC, max_drop=5.0)
@@ -140,7 +140,7 @@ def test_default_stress_tolerance_is_planned_and_resolvable(tmp_path: Path) -> N
     loaded = load_spec(path)
     [metric] = planned_metrics(loaded)
     assert (metric.tolerance.task, metric.tolerance.tolerance, metric.default_tolerance) == (TASK, 15.0, False)
-    plan = build_plan(loaded, tmp_path, tmp_path / "inc", hardware_kind="cpu")
+    plan = build_design(loaded, tmp_path, tmp_path / "inc", hardware_kind="cpu")
     assert plan.tasks[TASK].n_total == 60 and sample_size_findings(plan) == []
 
 
@@ -220,7 +220,7 @@ def _evaluate(model_dir: Path, tmp_path: Path, items: list[int] | None = None) -
 def _compare(base: TaskScores, quant: TaskScores, max_drop: float = 10.0) -> Any:
     """The verdict machinery exactly as ``gate run`` calls it (``session.paired`` + ``compare_metric``)."""
     from gate.errors import SourceLocation
-    from gate.evaluate.plan import PlannedMetric
+    from gate.evaluate.design import PlannedMetric
     from gate.evaluate.session import paired
     from gate.verdict.decide import compare_metric
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from gate.errors import SourceLocation
+from gate.evaluate.design import EvalDesign, PlannedMetric, PlannedTask
 from gate.evaluate.fidelity import FidelitySettings
 from gate.evaluate.harness import MetricRequest
 from gate.evaluate.interface import TaskScores
 from gate.evaluate.performance import ConstraintTargets, PerformanceSettings
-from gate.evaluate.plan import EvalPlan, PlannedMetric, PlannedTask
 from gate.evaluate.session import BaselineSide, decide_by_looks
 from gate.evaluate.suites import TaskSource
 from gate.result import Decision
@@ -33,8 +33,8 @@ def _task(name: str, metrics: list[MetricTolerance]) -> PlannedTask:
     return PlannedTask(source=source, order=tuple(range(N)), metrics=planned)
 
 
-def _plan(tasks: list[PlannedTask]) -> EvalPlan:
-    return EvalPlan(tasks={t.source.name: t for t in tasks}, confidence=0.95, sequential=True,
+def _plan(tasks: list[PlannedTask]) -> EvalDesign:
+    return EvalDesign(tasks={t.source.name: t for t in tasks}, confidence=0.95, sequential=True,
                     fidelity=FidelitySettings(texts_name="t"), fidelity_texts=Path("t.jsonl"), max_kl=None,
                     max_flip_rate=None, performance=PerformanceSettings(), targets=ConstraintTargets(kind=None))
 

@@ -20,7 +20,7 @@ class TaskNoCode(Rule):
                "no dataset or metric scripts (`trust_remote_code`, `hf_evaluate`, a path as `metric`).")
     why = (
         "lm-eval imports the Python a task names (`!function utils.process_docs`, `class:`) and runs it\n"
-        "while it builds the evaluation plan, before any model loads, on the self-hosted GPU runner.\n"
+        "while it builds the evaluation design, before any model loads, on the self-hosted GPU runner.\n"
         "A task from a pull request is as untrusted as the PR itself, so it may only be data: plain\n"
         "fields, lm-eval's registered filters and metrics, local data files. Code-bearing tasks are\n"
         "vouched for by shipping them with the gate release the base branch pins; no waiver applies."
