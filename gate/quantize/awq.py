@@ -129,6 +129,11 @@ class AwqBackend(Quantizer):
                 location=request.location,
             )
 
+    def cache_fields(self) -> dict[str, Any]:
+        from gate.quantize.descriptor import code_digest
+
+        return {"code": code_digest(Path(__file__))}  # the code turning the spec into the library call
+
     def quantize(
         self, baseline: Path, request: QuantizeRequest, out_dir: Path, progress: Progress | None = None
     ) -> QuantizeOutcome:

@@ -11,8 +11,10 @@ imports live inside its methods.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,13 @@ class BackendDescriptor:
             return None
         fmt = next((f for f in offered if bits in f.bits), offered[0])
         return fmt, fmt.algorithms[0] != algorithm
+
+
+def code_digest(*files: Path) -> str:
+    """sha256 of the code that turns a spec's fields into the library call (a backend's module, its
+    worker): part of the content-cache key, so changing how a recipe is built never serves an artifact
+    made the old way. Any edit of those files gives new keys (the safe side)."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -262,9 +262,10 @@ class GgufBackend(Quantizer):
         return QuantizeOutcome(params=params, versions=versions)
 
     def cache_fields(self) -> dict[str, Any]:
+        from gate.quantize.descriptor import code_digest
         from gate.quantize.llamacpp import find_llama_cpp
 
-        return find_llama_cpp().key()
+        return {**find_llama_cpp().key(), "code": code_digest(Path(__file__))}  # this module builds the commands
 
     def load(self, path: Path, device: str = "cpu") -> Any:
         """``model.gguf`` through transformers' GGUF reader, dequantized (fp32 on CPU, fp16 on CUDA)."""

@@ -45,6 +45,11 @@ class Int8Backend(Quantizer):
     def quantizes(self, module: str) -> bool:
         return module.split(".")[-1] != "lm_head"  # transformers keeps the output layer in full precision
 
+    def cache_fields(self) -> dict[str, Any]:
+        from gate.quantize.descriptor import code_digest
+
+        return {"code": code_digest(Path(__file__))}  # the code turning the spec into the library call
+
     def quantize(
         self, baseline: Path, request: QuantizeRequest, out_dir: Path, progress: Progress | None = None
     ) -> QuantizeOutcome:

@@ -46,6 +46,11 @@ class RtnBackend(Quantizer):
     packages = ("torch", "transformers", "safetensors")
     option_names = ("symmetric",)
 
+    def cache_fields(self) -> dict[str, Any]:
+        from gate.quantize.descriptor import code_digest
+
+        return {"code": code_digest(Path(__file__))}  # the code turning the spec into the library call
+
     def quantize(
         self, baseline: Path, request: QuantizeRequest, out_dir: Path, progress: Progress | None = None
     ) -> QuantizeOutcome:

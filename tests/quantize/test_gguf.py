@@ -315,3 +315,61 @@ def test_gate_init_offers_the_gguf_type_for_the_sanctioned_bits() -> None:
     assert _format_for("gguf", cpu, 4) == ("gguf-q4_k_m", True)
     assert _format_for("gguf", cpu, 8) == ("gguf-q8_0", True)
     assert _format_for("awq", load_catalog().get("nvidia-l4"), 4) == ("awq-gemm", True)
+
+
+def test_an_architecture_the_converter_lacks_is_refused_before_any_tool_runs(tmp_path: Path, spm_llama: Path) -> None:
+    import shutil
+
+    from gate.quantize import prepare_baseline, produce_artifact
+
+    require_llama_cpp()
+    model = tmp_path / "model-src"
+    shutil.copytree(spm_llama, model)
+    config = json.loads((model / "config.json").read_text())
+    config["architectures"] = ["NoSuchForCausalLM"]
+    (model / "config.json").write_text(json.dumps(config))
+    loaded = make_repo(tmp_path / "repo", model, method="gguf", bits=8, group_size=None, fmt="gguf-q8_0", calibration=False)
+    baseline = prepare_baseline(loaded, tmp_path / "repo", tmp_path / "cache")
+    with pytest.raises(InputError) as info:
+        produce_artifact(loaded, baseline, tmp_path / "repo", tmp_path / "cache", progress=False)
+    assert str(info.value) == (
+        f"{tmp_path}/repo/spec.yaml:7:3: quantization.method: llama.cpp {LLAMA_CPP_VERSION}'s convert_hf_to_gguf.py does not support "
+        "NoSuchForCausalLM\n  Hint: use int8 or rtn for this architecture, or a llama.cpp release that converts it"
+    )
+    assert not (tmp_path / "cache" / "artifacts").exists()
+
+
+def test_a_tool_exiting_non_zero_is_a_blocking_fault_and_caches_nothing(
+    tmp_path: Path, spm_llama: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real converter runs; llama-quantize is replaced (at the process boundary) by one that fails
+    the way a full disk makes it fail: the gate blocks with the tool's own last lines."""
+    from gate.quantize import prepare_baseline, produce_artifact
+
+    require_llama_cpp()
+    real = find_llama_cpp().root
+    build = tmp_path / "build"
+    (build / "bin").mkdir(parents=True)
+    for tool in real.joinpath("bin").iterdir():
+        (build / "bin" / tool.name).symlink_to(tool)
+    (build / "convert").symlink_to(real / "convert", target_is_directory=True)
+    (build / "manifest.json").write_text((real / "manifest.json").read_text())
+    (build / "bin" / "llama-quantize").unlink()
+    failing = build / "bin" / "llama-quantize"
+    failing.write_text("#!/bin/sh\necho 'main: quantizing model.gguf'\n"
+                       "echo 'llama_model_quantize: failed to quantize: basic_ios::clear: iostream error' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv(ENV_VAR, str(build))
+    loaded = make_repo(tmp_path / "repo", spm_llama, method="gguf", bits=8, group_size=None, fmt="gguf-q8_0",
+                       calibration=False)
+    baseline = prepare_baseline(loaded, tmp_path / "repo", tmp_path / "cache")
+    with pytest.raises(BackendError) as info:
+        produce_artifact(loaded, baseline, tmp_path / "repo", tmp_path / "cache", progress=False)
+    assert str(info.value) == (
+        "gguf: quantizing to Q8_0: llama-quantize exited with status 1; its last output:\n"
+        "    main: quantizing model.gguf\n"
+        "    llama_model_quantize: failed to quantize: basic_ios::clear: iostream error\n"
+        "  Hint: the cause is in the output above; no artifact was cached"
+    )
+    assert info.value.exit_code == 1
+    assert [p.name for p in (tmp_path / "cache" / "artifacts").iterdir() if not p.name.endswith(".lock")] == []

@@ -36,9 +36,12 @@ SHAPE = ModelShape(model_type="llama", hidden_size=64, num_layers=1, linears=(
         ("ct-w4a16", 8, 64, {}, "quantization.bits: ct-w4a16 stores 4-bit weights, not 8-bit"),
         ("ct-w8a16", 8, 64, {"algorithm": "awq"}, "quantization.options.algorithm: 'awq' is not available for ct-w8a16"),
         ("ct-w8a8-int8", 8, 64, {}, "quantization.group_size: ct-w8a8-int8 is per channel"),
+        ("ct-w4a16", 4, 64, {"dampening": 0}, "quantization.options.dampening: 0 is not a number in (0, 1]"),
+        ("ct-w8a8-int8", 8, None, {"smoothing_strength": "high"},
+         "quantization.options.smoothing_strength: 'high' is not a number in (0, 1]"),
     ],
 )
-def test_bad_requests_are_refused(fmt: str, bits: int, group: int, options: dict[str, object], message: str) -> None:
+def test_bad_requests_are_refused(fmt: str, bits: int, group: int | None, options: dict[str, object], message: str) -> None:
     req = QuantizeRequest(method="llmcompressor", bits=bits, group_size=group, format=fmt, options=options)
     with pytest.raises(QuantizerInputError) as info:
         LlmCompressorBackend().validate(req, SHAPE)
@@ -82,3 +85,49 @@ def test_quantizes_in_its_environment_and_reloads_in_transformers(
     assert artifact.sanity is not None and artifact.sanity.passed and artifact.sanity.ratio < 1.5
     model, _ = load_for_eval(artifact.path)
     assert model.config.model_type == "llama"
+
+
+def test_gptq_refuses_calibration_too_short_for_a_full_rank_hessian(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    from gate.errors import InputError
+    from gate.quantize import prepare_baseline, produce_artifact
+
+    loaded = make_repo(tmp_path, tiny_llama_dir, method="llmcompressor", bits=4, group_size=32, fmt="ct-w4a16",
+                       samples=2, max_seq_len=16)
+    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
+    with pytest.raises(InputError) as info:
+        produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
+    assert info.value.message == (
+        "calibration.samples: the 2 calibration samples hold 32 tokens (at most max_seq_len 16 each); GPTQ needs at "
+        "least 128, the input size of model.layers.0.mlp.down_proj, for a full-rank Hessian"
+    )
+    assert info.value.hint == ("add samples (calibration.samples) or raise calibration.max_seq_len, or use "
+                               "options.algorithm: awq (ct-w4a16)")
+    assert str(info.value.location).endswith("spec.yaml:13:3")  # calibration.samples
+    assert not (tmp_path / "cache" / "artifacts").exists() or not [
+        p for p in (tmp_path / "cache" / "artifacts").iterdir() if not p.name.startswith(".")]
+    awq = QuantizeRequest(method="llmcompressor", bits=4, group_size=32, format="ct-w4a16", options={"algorithm": "awq"},
+                          calibration_texts=("one short text",), max_seq_len=16)
+    LlmCompressorBackend().validate_calibration(awq, tiny_llama_dir)  # AWQ solves no Hessian
+
+
+def test_a_failing_worker_is_a_blocking_error_with_its_cause(
+    tmp_path: Path, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real worker in the real environment, sent a scheme it does not know: its error and the
+    last lines of its traceback are the message, and nothing is cached."""
+    import gate.quantize.llmc as llmc
+    from gate.quantize import prepare_baseline, produce_artifact
+
+    require_env()
+    monkeypatch.setitem(llmc.SCHEMES, "ct-w4a16", "bogus")
+    loaded = make_repo(tmp_path, tiny_llama_dir, method="llmcompressor", bits=4, group_size=32, fmt="ct-w4a16",
+                       samples=32, max_seq_len=32)
+    baseline = prepare_baseline(loaded, tmp_path, tmp_path / "cache")
+    with pytest.raises(BackendError) as info:
+        produce_artifact(loaded, baseline, tmp_path, tmp_path / "cache", progress=False)
+    lines = info.value.message.splitlines()
+    assert lines[0] == ("llmcompressor bogus failed: ValueError: unknown scheme 'bogus'; "
+                        "the worker's last traceback lines:")
+    assert lines[-1] == "    ValueError: unknown scheme 'bogus'"
+    assert info.value.hint == "the cause is in the error above; no artifact was cached"
+    assert [p.name for p in (tmp_path / "cache" / "artifacts").iterdir() if not p.name.endswith(".lock")] == []
