@@ -58,11 +58,10 @@ metadata:
 model:
   hub: example-org/{name}
   revision: {revision}
-  lockfile: models/locks/{name}.lock.json
 constraint:
   kind: {constraint}
   statement: "{statement}"
-  target: {{hardware: {hardware}, memory_gb: {memory}, context: {context}, batch: {batch}}}
+  target: {{hardware: {hardware}, memory_gb: {memory}, context: {context}, batch: {batch}{target_extra}}}
 quantization:
   method: {method}
   bits: {bits}
@@ -93,11 +92,13 @@ VARIANTS = [
     ("cost", "nvidia-a10g", 24, "awq", 4, 128, "awq-gemm"),
     ("memory", "cpu-x86-avx2", 16, "rtn", 8, -1, "rtn"),
 ]
+TARGET_EXTRA = {"memory": "", "throughput": ", tokens_per_s: 900", "cost": ", hourly_cost: 1.2"}
+"""What each constraint kind must state besides the hardware (QG206)."""
 METRICS = [
     "    - {task: support_qa, metric: acc, max_drop: 1.0}",
     "    - {task: local_wikitext, metric: word_perplexity, max_relative_increase: 0.05}",
-    "    - {task: arc_easy, metric: acc_norm, max_drop: 2.0, limit: 500}",
-    "    - {task: gsm8k, metric: exact_match, max_relative_drop: 0.03}",
+    "    - {task: arc_easy, metric: acc_norm, max_drop: 1.0, limit: 500}",
+    "    - {task: gsm8k, metric: exact_match, max_relative_drop: 0.02}",
 ]
 
 
@@ -108,6 +109,13 @@ def generate(repo: Path, count: int) -> list[Path]:
     (repo / ".git").mkdir()  # marks the repository root for the gate
     if (REPO_ROOT / "policies").is_dir():
         shutil.copytree(REPO_ROOT / "policies", repo / "policies")
+    calibration = repo / "data" / "calibration"
+    calibration.mkdir(parents=True)
+    shas = {}
+    for domain in ("support", "search", "code"):  # real files: gate check verifies each one's sha256 (QG305/306)
+        data = "".join(f'{{"text": "A {domain} calibration sample, number {n}."}}\n' for n in range(64))
+        (calibration / f"{domain}.jsonl").write_text(data, encoding="utf-8")
+        shas[domain] = hashlib.sha256(data.encode()).hexdigest()
     paths = []
     for i in range(count):
         constraint, hardware, memory, method, bits, group, fmt = VARIANTS[i % len(VARIANTS)]
@@ -115,12 +123,13 @@ def generate(repo: Path, count: int) -> list[Path]:
         text = SPEC.format(
             name=name, team=("support", "search", "ads", "platform")[i % 4],
             tier=("critical", "standard", "internal")[i % 3], share=round((i % 50) / 1000, 3),
-            domain=("support", "search", "code")[i % 3], revision=hashlib.sha1(name.encode()).hexdigest(),
+            domain=(domain := ("support", "search", "code")[i % 3]), revision=hashlib.sha1(name.encode()).hexdigest(),
             constraint=constraint, statement=f"Must serve model {i} within the {constraint} budget",
             hardware=hardware, memory=memory, context=(2048, 4096, 8192)[i % 3], batch=1 + i % 4,
-            method=method, bits=bits, group=group, format=fmt, index=i, sha=hashlib.sha256(name.encode()).hexdigest(),
+            method=method, bits=bits, group=group, format=fmt, index=i, sha=shas[domain],
             samples=(128, 256, 512)[i % 3], day=1 + i % 28,
             metrics="\n".join(METRICS[: 1 + i % len(METRICS)]), max_memory=memory - 2,
+            target_extra=TARGET_EXTRA[constraint],
         )
         path = models / f"{name}.yaml"
         path.write_text(text, encoding="utf-8")

@@ -124,13 +124,21 @@ def run_static(path: Path, options: StaticOptions, policy_set: PolicySet | None 
 
 
 def spec_power(loaded: LoadedSpec, repo_root: Path) -> SpecPower | None:
-    """``check_power`` for ``gate check``; a task it cannot read is the rules' to report, not this."""
-    from gate.evaluate.design import check_power
+    """``check_power`` for ``gate check``; a task it cannot read is the rules' to report, not this.
 
-    try:
-        return check_power(loaded, repo_root)
-    except GateError:
-        return None
+    Remembered per spec (``gate.evaluate.power_cache``): a repeated check, the pre-commit case,
+    imports neither numpy nor the verdict's statistics."""
+    from gate.evaluate.power_cache import cached_power
+
+    def compute() -> SpecPower | None:
+        from gate.evaluate.design import check_power
+
+        try:
+            return check_power(loaded, repo_root)
+        except GateError:
+            return None
+
+    return cached_power(loaded.sha256, repo_root, compute)
 
 
 __all__ = ["StaticOptions", "StaticOutcome", "check_gate", "error_findings", "run_static", "spec_power"]
