@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gate.errors import BackendError, InputError
+from gate.frozen import Frozen
 
 ScoreKind = Literal["mean", "binary", "perplexity", "bits_per_byte"]
 
@@ -29,11 +30,7 @@ class TaskError(InputError):
     """A task named by the spec cannot be used (unknown, malformed YAML, missing data); exit 2."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TaskScores(_Frozen):
+class TaskScores(Frozen):
     """One metric of one task for one model, item by item (ordered by ``doc_ids``)."""
 
     task: str
@@ -81,7 +78,7 @@ def score_kind(metric: str, values: list[float]) -> ScoreKind:
 FidelityOutcome = Literal["pass", "fail", "inconclusive"]
 
 
-class FidelityResult(_Frozen):
+class FidelityResult(Frozen):
     """Next-token agreement of quantized with baseline on a fixed text set."""
 
     texts: str
@@ -123,7 +120,7 @@ class FidelityResult(_Frozen):
     """Why the documents cannot support a decision (too few, no spread), when they cannot."""
 
 
-class ModelPerformance(_Frozen):
+class ModelPerformance(Frozen):
     """Speed and memory of one model on the machine the gate ran on."""
 
     device: str
@@ -149,7 +146,7 @@ class ModelPerformance(_Frozen):
     repeats: int
 
 
-class ConstraintCheck(_Frozen):
+class ConstraintCheck(Frozen):
     name: str
     """e.g. memory.peak, throughput.tokens_per_s, throughput.speedup, cost.per_million_tokens"""
     target: float
@@ -159,7 +156,7 @@ class ConstraintCheck(_Frozen):
     note: str | None = None
 
 
-class PerformanceResult(_Frozen):
+class PerformanceResult(Frozen):
     """Baseline vs quantized speed and memory, and the spec's constraint checked against them."""
 
     constraint: str | None

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gate.errors import InputError
+from gate.frozen import Frozen
 from gate.plan.checkpoint import Checkpoint, TensorInfo, read_gguf, read_model_dir
 
 if TYPE_CHECKING:
@@ -49,11 +50,7 @@ MAX_LISTED = 5
 _BLOCK = re.compile(r"(^|\.)(layers|h|blocks|block|decoder\.layers)\.\d+\.")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PrecisionFit(_Frozen):
+class PrecisionFit(Frozen):
     """The plan's total at one candidate precision."""
 
     bits: int
@@ -66,7 +63,7 @@ class PrecisionFit(_Frozen):
     """None when the target's memory is unknown."""
 
 
-class MemoryPlan(_Frozen):
+class MemoryPlan(Frozen):
     """The memory estimate of one spec at its planned precision, with the breakdown behind it."""
 
     source: str

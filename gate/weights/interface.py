@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gate.errors import InputError
+from gate.frozen import Frozen
 
 
 class WeightsError(InputError):
     """A weight-stage input the gate cannot use at all (e.g. a lockfile that is not valid JSON)."""
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class SourceKind(StrEnum):
@@ -101,7 +98,7 @@ class FileVerdict(StrEnum):
     """A positively identified inert file (JSON, text, tokenizer, SentencePiece, plain array)."""
 
 
-class ChatTemplateReport(_Frozen):
+class ChatTemplateReport(Frozen):
     """One Jinja chat template found in a model file."""
 
     source: str
@@ -120,7 +117,7 @@ class ChatTemplateReport(_Frozen):
     """Unified diff base -> head (capped), when ``changed``."""
 
 
-class FileReport(_Frozen):
+class FileReport(Frozen):
     """One file of the model, with the verdict of its format check."""
 
     path: str
@@ -168,7 +165,7 @@ class LockState(StrEnum):
     """The weights are not present locally (a hub model not fetched yet) or not confined."""
 
 
-class LockChange(_Frozen):
+class LockChange(Frozen):
     """A file whose bytes differ from what the lockfile pins."""
 
     path: str
@@ -178,7 +175,7 @@ class LockChange(_Frozen):
     actual_size: int
 
 
-class LockStatus(_Frozen):
+class LockStatus(Frozen):
     lockfile: str | None = None
     """Repository-relative path of the lockfile."""
     state: LockState
@@ -199,7 +196,7 @@ class LockStatus(_Frozen):
         return self.expected_revision is not None and self.revision != self.expected_revision
 
 
-class RemoteCode(_Frozen):
+class RemoteCode(Frozen):
     """Evidence that loading the model would run code from the model's repository."""
 
     py_files: list[str] = Field(default_factory=list)
@@ -215,7 +212,7 @@ class RemoteCode(_Frozen):
         return bool(self.py_files or self.auto_map_files or self.trust_remote_code)
 
 
-class ConfinementViolation(_Frozen):
+class ConfinementViolation(Frozen):
     """A spec path that resolves outside the repository root (never read)."""
 
     key: str
@@ -225,7 +222,7 @@ class ConfinementViolation(_Frozen):
     reason: str
 
 
-class WeightScan(_Frozen):
+class WeightScan(Frozen):
     """Everything the weight stage learned; the QG5xx rules turn it into findings."""
 
     source: SourceKind
