@@ -9,22 +9,38 @@ implementing class is imported only when a runtime is used (``get_runtime``).
 from __future__ import annotations
 
 import importlib
+import json
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gate.errors import InputError
-from gate.serve.interface import HardwareKind, RuntimeDescriptor, ServingArgs, ServingDefaults
+from gate.serve.interface import (
+    HardwareKind,
+    OpenRequest,
+    Role,
+    RuntimeDescriptor,
+    RuntimeVersion,
+    ServedModel,
+    ServeError,
+    ServingArgs,
+    ServingDefaults,
+)
 from gate.suggest import unknown_choice_message
 
 if TYPE_CHECKING:
     from gate.serve.interface import Runtime
+    from gate.spec.models import ModelSpec
 
 RUNTIME_MODULES: tuple[str, ...] = (
-    "gate.serve.transformers",
     "gate.serve.llama_cpp",
     "gate.serve.vllm",
+    "gate.serve.transformers",
 )
 """Modules defining a ``DESCRIPTOR``; adding a runtime is adding its module here. Order matters
-for defaults: the first runtime whose ``default_for`` matches is the default."""
+for defaults: the first runtime whose ``default_for`` matches is the default, so transformers
+(``*:*``, the fallback) comes last."""
 
 
 def _load_descriptors() -> dict[str, RuntimeDescriptor]:
@@ -86,4 +102,104 @@ def get_runtime(name: str) -> Runtime:
     return runtime
 
 
-__all__ = ["DESCRIPTORS", "RUNTIMES", "ServingArgs", "default_args", "default_runtime", "descriptor", "get_runtime"]
+@dataclass(frozen=True)
+class ServingPlan:
+    """The runtime a spec is judged in and its resolved arguments."""
+
+    runtime: str
+    declared: bool
+    """The spec has a ``serving`` section (False: the default for its target and format)."""
+    version: str | None
+    """The spec's version constraint, if any."""
+    args: ServingArgs
+
+
+def format_family(fmt: str) -> str | None:
+    from gate.plan.kernels import FORMATS
+
+    info = FORMATS.get(fmt)
+    return info.family if info else None
+
+
+def serving_plan(spec: ModelSpec, kind: HardwareKind | None) -> ServingPlan:
+    """``spec.serving`` over the runtime's defaults for the target's hardware kind and the format."""
+    fmt = spec.quantization.format if spec.quantization else ""
+    serving = spec.serving
+    name = serving.runtime if serving else default_runtime(kind, fmt, format_family(fmt))
+    base = default_args(name, kind, fmt)
+    given = serving.args if serving else None
+    target = spec.constraint.target if spec.constraint else None
+
+    def pick(field: str, default: object) -> object:
+        value = getattr(given, field, None) if given is not None else None
+        return default if value is None else value
+
+    args = ServingArgs(
+        dtype=str(pick("dtype", base.dtype)),
+        max_context=pick("max_context", target.context if target else None),  # type: ignore[arg-type]
+        kv_cache_dtype=str(pick("kv_cache_dtype", base.kv_cache_dtype)),
+        tensor_parallel_size=int(pick("tensor_parallel_size", 1)),  # type: ignore[call-overload]
+        gpu_memory_utilization=pick("gpu_memory_utilization", base.gpu_memory_utilization),  # type: ignore[arg-type]
+        threads=pick("threads", base.threads),  # type: ignore[arg-type]
+        batch=(target.batch if target and target.batch else 1),
+        start_timeout_s=float(pick("start_timeout_s", 600.0)),  # type: ignore[arg-type]
+        request_timeout_s=float(pick("request_timeout_s", 600.0)),  # type: ignore[arg-type]
+    )
+    return ServingPlan(runtime=name, declared=serving is not None, version=serving.version if serving else None,
+                       args=args)
+
+
+@dataclass(frozen=True)
+class ServingSession:
+    """One run's serving runtime: checked once, then opened for the baseline and for the candidate
+    (never both at once), with the same runtime and arguments for both."""
+
+    plan: ServingPlan
+    runtime: Runtime
+    version: RuntimeVersion
+    work_dir: Path
+    """Run-scoped scratch (logs, per-document files); the caller removes it."""
+    cache_dir: Path
+    device: str
+    eval_batch_size: int = 8
+    seed: int = 0
+
+    def open(self, model_dir: Path, role: Role, identity: str = "") -> AbstractContextManager[ServedModel]:
+        return self.runtime.open(OpenRequest(model_dir=model_dir, role=role, args=self.plan.args,
+                                             work_dir=self.work_dir, device=self.device, cache_dir=self.cache_dir,
+                                             identity=identity, eval_batch_size=self.eval_batch_size, seed=self.seed))
+
+    def cache_identity(self) -> dict[str, str]:
+        """What baseline results depend on besides the library stack (part of their cache keys)."""
+        return {"serving": self.plan.runtime, "serving_version": self.version.version,
+                "serving_args": json.dumps(self.plan.args.key(), sort_keys=True)}
+
+    def record(self, dtype: str | None = None) -> dict[str, object]:
+        """The result's ``runtime.serving`` section (``gate.result.ServingRuntime`` fields)."""
+        args = {k: v for k, v in self.plan.args.key().items() if v is not None}
+        return {"name": self.plan.runtime, "version": self.version.version, "args": args, "dtype": dtype}
+
+
+def start_session(spec: ModelSpec, kind: HardwareKind | None, *, work_dir: Path, cache_dir: Path, device: str,
+                  eval_batch_size: int = 8, seed: int = 0) -> ServingSession:
+    """Resolve the spec's runtime and check it is installed at an acceptable version."""
+    plan = serving_plan(spec, kind)
+    runtime = get_runtime(plan.runtime)
+    version = runtime.check_version(plan.version)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return ServingSession(plan=plan, runtime=runtime, version=version, work_dir=work_dir, cache_dir=cache_dir,
+                          device=device, eval_batch_size=eval_batch_size, seed=seed)
+
+
+def installed_serving(name: str | None) -> dict[str, str]:
+    """``{"serving": name, "serving_version": <installed>}`` for re-validation ({} for no runtime)."""
+    if not name or name not in DESCRIPTORS:
+        return {}
+    try:
+        version = get_runtime(name).version().version
+    except ServeError:
+        version = "not installed"
+    return {"serving": name, "serving_version": version}
+
+
+__all__ = ["DESCRIPTORS", "RUNTIMES", "ServingArgs", "ServingPlan", "ServingSession", "default_args", "default_runtime", "descriptor", "format_family", "get_runtime", "installed_serving", "serving_plan", "start_session"]

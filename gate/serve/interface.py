@@ -152,6 +152,11 @@ class RuntimeDescriptor:
     """Serving defaults derived from the target's hardware kind and the format."""
     args: tuple[str, ...] = ()
     """``serving.args`` fields the runtime honours; setting another is refused (QG208)."""
+    kv_cache_dtypes: tuple[str, ...] = ()
+    """``serving.args.kv_cache_dtype`` values it has (empty: it takes none but ``auto``)."""
+    catalog_kernels: tuple[HardwareKind, ...] = ()
+    """Hardware kinds on which it serves a format only where the hardware catalog lists fast kernels
+    for it (vLLM: its quantization kernels per compute capability are what the catalog records)."""
     loglikelihood: bool = True
     """It returns prompt log-probabilities (multiple-choice and perplexity tasks through lm-eval)."""
     loglikelihood_note: str = ""
@@ -201,6 +206,8 @@ class OpenRequest:
     device: str = "cpu"
     cache_dir: Path | None = None
     """The gate's cache (a runtime may cache conversions there, e.g. the baseline's GGUF)."""
+    identity: str = ""
+    """The model's content identity (the baseline's, from ``prepare_baseline``); keys cached conversions."""
     eval_batch_size: int = 8
     """lm-eval's batch size (``gate run --batch-size``)."""
     seed: int = 0

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, mode
 from pydantic_core import PydanticCustomError
 
 from gate.quantize.registry import METHODS
+from gate.serve import RUNTIMES
 from gate.suggest import did_you_mean
 
 API_VERSION = "quant-gate/v1"
@@ -290,6 +291,75 @@ class Rollout(_Strict):
     rollback: Literal["baseline"] | None = Field(default=None, description="Rollback target: the archived full-precision baseline.")
 
 
+KV_CACHE_DTYPES = ("auto", "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "fp8", "fp8_e4m3",
+                   "fp8_e5m2")
+"""KV-cache types across the runtimes (llama.cpp's cache types, vLLM's fp8 variants); QG207 checks
+that the chosen runtime has the one named."""
+
+
+class ServingArguments(_Strict):
+    """How the runtime serves the model; unset fields take the runtime's default for the target."""
+
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = Field(
+        default=None, description="Compute dtype of unquantized tensors; for llama-cpp the GGUF type the baseline is "
+                                  "served in. auto: the runtime's choice for the hardware (the baseline's own precision).")
+    max_context: Int | None = Field(default=None, gt=0, description="Longest sequence the server accepts, tokens "
+                                                                    "(default: the target's context).")
+    kv_cache_dtype: str | None = Field(default=None, description=f"KV-cache type: {', '.join(KV_CACHE_DTYPES)}.",
+                                       json_schema_extra={"enum": list(KV_CACHE_DTYPES)})
+    tensor_parallel_size: Int | None = Field(default=None, ge=1, description="GPUs one model is split across (vllm).")
+    gpu_memory_utilization: Float | None = Field(default=None, gt=0, le=1,
+                                                 description="Fraction of GPU memory the runtime may take (vllm).")
+    threads: Int | None = Field(default=None, gt=0, description="CPU threads (llama-cpp; default: every core).")
+    start_timeout_s: Float | None = Field(default=None, gt=0, description="Deadline for the server to become healthy "
+                                                                          "(default 600 s).")
+    request_timeout_s: Float | None = Field(default=None, gt=0, description="Deadline for one request or tool run "
+                                                                            "before the server counts as hung (default 600 s).")
+
+    @field_validator("kv_cache_dtype")
+    @classmethod
+    def _kv(cls, value: str | None) -> str | None:
+        if value is not None and value not in KV_CACHE_DTYPES:
+            guess = did_you_mean(value, KV_CACHE_DTYPES)
+            raise invalid(f"unknown KV-cache type {value!r}",
+                          (f"did you mean {guess!r}? " if guess else "") + f"Available: {', '.join(KV_CACHE_DTYPES)}")
+        return value
+
+
+class Serving(_Strict):
+    """The runtime the model is judged in: the one that will serve it (default from target and format)."""
+
+    runtime: str = Field(description=f"Serving runtime ({', '.join(RUNTIMES)}). Default when the section is absent: "
+                                     "llama-cpp for GGUF, vllm for AWQ/GPTQ/compressed-tensors on GPU, else transformers.",
+                         json_schema_extra={"enum": list(RUNTIMES)})
+    version: str | None = Field(default=None, description="PEP 440 version constraint of the runtime, e.g. '>=0.3.36'; "
+                                                          "the run records the version it used either way.")
+    args: ServingArguments = Field(default_factory=ServingArguments, description="Serving arguments.")
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, value: str) -> str:
+        if value not in RUNTIMES:
+            guess = did_you_mean(value, RUNTIMES)
+            raise invalid(f"unknown runtime {value!r}",
+                          (f"did you mean {guess!r}? " if guess else "") + f"Available: {', '.join(RUNTIMES)}")
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _specifier(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            SpecifierSet(value)
+        except InvalidSpecifier:
+            raise invalid(f"{_short(value)} is not a version constraint",
+                          "write a PEP 440 specifier such as '>=0.3.36' or '==0.32.0'") from None
+        return value
+
+
 class ModelSpec(_Strict):
     """One model's quantization decision, following the SCALE sequence."""
 
@@ -302,5 +372,7 @@ class ModelSpec(_Strict):
     calibration: Calibration | None = Field(default=None, description="SCALE stage 3; denied by policy when missing.")
     quality: Quality | None = Field(default=None, description="SCALE stage 4: tolerances declared before measuring.")
     performance: Performance | None = Field(default=None, description="Speed and memory requirements of the quantized model.")
+    serving: Serving | None = Field(default=None, description="The runtime the model is judged and served in (default "
+                                                              "from the target hardware and the format).")
     rollout: Rollout | None = Field(default=None, description="SCALE stage 5.")
 
