@@ -193,7 +193,8 @@ class LlmCompressorBackend(Quantizer):
             raise BackendError("llmcompressor wrote no quantization_config into config.json")
         params = {"scheme": worker_scheme, "group_size": request.group_size, "ignore": ignore,
                   "samples": len(request.calibration_texts), "max_seq_len": request.max_seq_len, "seed": request.seed,
-                  "recipe": report.get("recipe")}
+                  "recipe": report.get("recipe"), "device": report.get("device"), "gpu": report.get("gpu"),
+                  "peak_gpu_memory_mb": report.get("peak_gpu_memory_mb")}
         versions = {f"{k} (llmcompressor env)": v for k, v in dict(report.get("versions") or {}).items()}
         return QuantizeOutcome(params=params, versions=versions)
 

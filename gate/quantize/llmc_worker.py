@@ -78,7 +78,10 @@ def main(path: str) -> int:
         torch.manual_seed(int(req["seed"]))
         baseline, out = req["baseline"], Path(req["out_dir"])
         tokenizer = AutoTokenizer.from_pretrained(baseline)
-        model = AutoModelForCausalLM.from_pretrained(baseline, dtype=torch.float32)
+        cuda = torch.cuda.is_available()
+        # On CUDA llm-compressor's sequential pipeline onloads each layer to the GPU; bf16 there (its
+        # examples' dtype), fp32 on CPU (no fast bf16 matmul on the dev machines).
+        model = AutoModelForCausalLM.from_pretrained(baseline, dtype=torch.bfloat16 if cuda else torch.float32)
         texts = json.loads(Path(req["calibration"]).read_text(encoding="utf-8"))
         rows = [tokenizer(t, truncation=True, max_length=int(req["max_seq_len"]), add_special_tokens=True) for t in texts]
         data = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows],
@@ -90,7 +93,10 @@ def main(path: str) -> int:
         model.save_pretrained(out, save_compressed=True)
         versions = {n: md.version(n) for n in ("llmcompressor", "compressed-tensors", "transformers", "torch")}
         recipe_text = (out / "recipe.yaml").read_text(encoding="utf-8") if (out / "recipe.yaml").is_file() else None
-        print(json.dumps({"ok": True, "versions": versions, "recipe": recipe_text}))
+        device = {"device": "cuda" if cuda else "cpu",
+                  "gpu": torch.cuda.get_device_name(0) if cuda else None,
+                  "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None}
+        print(json.dumps({"ok": True, "versions": versions, "recipe": recipe_text, **device}))
         return 0
     except MemoryError:
         print(json.dumps({"ok": False, "kind": "oom", "error": "out of memory"}))
