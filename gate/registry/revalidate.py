@@ -13,7 +13,10 @@ from gate.registry.diff import Change, runtime_changes
 from gate.registry.store import Registry, RunRecord
 from gate.result import GateResult
 
-RUNTIME_KEYS = ("torch", "transformers", "autoawq", "lm_eval", "torchao", "device", "cuda", "driver", "gpu")
+RUNTIME_KEYS = ("torch", "transformers", "autoawq", "lm_eval", "torchao", "device", "cuda", "driver", "gpu",
+                "serving", "serving_version")
+"""``serving``/``serving_version``: the runtime the run was judged in and its version (compared with the
+version of that runtime installed now)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,10 @@ def find_candidates(registry: Registry, current: dict[str, str], model: str | No
     for run in registry.latest_per_model():
         if run.verdict != "pass" or (model is not None and run.model != model):
             continue
-        changes = runtime_changes(run.runtime, current, RUNTIME_KEYS)
+        from gate.serve import installed_serving
+
+        changes = runtime_changes(run.runtime, {**current, **installed_serving(run.runtime.get("serving"))},
+                                  RUNTIME_KEYS)
         if changes:
             out.append(Candidate(run, changes))
     return out
