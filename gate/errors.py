@@ -96,9 +96,3 @@ class BackendError(GateError):
 
 class MissingExtraError(InputError):
     """An optional dependency group is not installed; the message names the pip command."""
-
-
-class BlockedError(GateError):
-    """The gate decided to block (used where a stage must stop the pipeline)."""
-
-    exit_code = ExitCode.BLOCKED

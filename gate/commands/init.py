@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gate.commands import add_repo_root, repo_root_of
 from gate.errors import InputError
 
 HELP = "write a SCALE-guided spec for a model: detected architecture, lockfile, precision for the constraint"
@@ -39,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collected", type=_date, metavar="YYYY-MM-DD", help="when the calibration data was collected")
     parser.add_argument("--out", type=Path, help="spec path (default: <repo>/models/NAME.yaml)")
     parser.add_argument("--lockfile", type=Path, help="lockfile path (default: <repo>/models/locks/NAME.lock.json)")
-    parser.add_argument("--repo-root", type=Path, help="repository root (default: enclosing git work tree)")
+    add_repo_root(parser)
     parser.add_argument("--force", action="store_true", help="overwrite an existing spec")
     parser.add_argument("--no-input", action="store_true", help="never prompt, even on a terminal")
 
@@ -52,13 +53,12 @@ def _terminal_ask(question: str, choices: Sequence[str] | None, default: str | N
 
 def run(args: argparse.Namespace) -> int:
     from gate.onboard.init_spec import InitRequest, init_spec
-    from gate.options import find_repo_root
 
     for flag in ("memory_gb", "context", "batch", "tokens_per_s", "cost_per_million_tokens", "hourly_cost"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             raise InputError(f"--{flag.replace('_', '-')}: {value:g} must be positive")
-    repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
+    repo_root = repo_root_of(args)
     interactive = not args.no_input and sys.stdin.isatty() and sys.stdout.isatty()
     request = InitRequest(
         model=args.model, repo_root=repo_root, name=args.name, constraint=args.constraint, target=args.target,

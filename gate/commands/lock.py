@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from gate.commands import add_repo_root, repo_root_of
 from gate.errors import InputError, SourceLocation
 
 HELP = "pin every file of a model (path, size, sha256) in a lockfile to commit"
@@ -19,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, default=None, help="lockfile to write (default: the spec's model.lockfile, or MODEL_PATH.lock.json)")
     parser.add_argument("--revision", default=None, metavar="HEX", help="hub commit the files were downloaded at")
-    parser.add_argument("--repo-root", type=Path, default=None, help="repository root for a spec's paths")
+    add_repo_root(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,13 +36,12 @@ def run(args: argparse.Namespace) -> int:
 def _targets(args: argparse.Namespace) -> tuple[Path, Path, str | None]:
     target: Path = args.target
     if target.suffix in (".yaml", ".yml") and target.is_file():
-        from gate.options import find_repo_root
         from gate.spec.loader import load_spec
         from gate.weights.confinement import check_path
 
         loaded = load_spec(target)
         model = loaded.spec.model
-        root = (args.repo_root or find_repo_root(target.parent)).resolve()
+        root = repo_root_of(args, target.parent)
         if model.hub is not None:
             raise InputError(
                 "a hub model is locked from its downloaded snapshot",

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gate.commands import add_repo_root, repo_root_of
+
 HELP = "list the specs a change touches (--changed-since REF) as a GitHub Actions matrix"
 
 FORMATS = ("json", "text", "paths", "matrix")
@@ -17,8 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "spec); in CI pass the base commit's SHA; a name several refs answer to is refused")
     parser.add_argument("--specs-dir", dest="specs_dir", default="models",
                         help="directory of spec files, relative to the repository root (default: models)")
-    parser.add_argument("--repo-root", dest="repo_root", type=Path, default=None,
-                        help="repository root (default: enclosing git work tree)")
+    add_repo_root(parser)
     parser.add_argument("--check-results", dest="check_results", type=Path, nargs="+", default=[],
                         metavar="RESULT_JSON", help="leave out specs whose `gate check` result did not pass")
     parser.add_argument("--format", choices=FORMATS, default="json",
@@ -35,11 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from gate.ci.changes import SelectedSpec, select_specs, spec_paths
     from gate.ci.matrix import build_fan_out
     from gate.errors import GateError
-    from gate.options import StaticOptions, find_repo_root
+    from gate.options import StaticOptions
     from gate.plan.catalog import load_catalog
     from gate.report.load import load_results
 
-    repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
+    repo_root = repo_root_of(args)
     if args.changed_since:
         changes = select_specs(repo_root, args.changed_since, specs_dir=args.specs_dir)
         selected = list(changes.selected)

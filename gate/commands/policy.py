@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gate.commands import add_repo_root, repo_root_of
 from gate.errors import ExitCode, InputError
 
 HELP = "work with org policies: run policy tests, list rules, show the policies in force"
@@ -30,7 +31,7 @@ def _policy_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", type=Path, default=None, help="policy directory (default: <repo>/policies)")
     parser.add_argument("--policies-from", dest="policies_from", default=None, metavar="GIT_REF",
                         help="read policies/ at this git ref")
-    parser.add_argument("--repo-root", type=Path, default=None, help="repository root (default: enclosing git work tree)")
+    add_repo_root(parser)
     parser.add_argument("--today", type=dt.date.fromisoformat, default=None, help=argparse.SUPPRESS)
 
 
@@ -46,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from gate.options import StaticOptions, find_repo_root
+    from gate.options import StaticOptions
 
-    repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
+    repo_root = repo_root_of(args)
     return StaticOptions(repo_root=repo_root, policies_dir=args.policies, policies_ref=args.policies_from,
                          today=args.today or dt.date.today())
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gate.commands import add_repo_root, repo_root_of
 from gate.commands.registry import add_mlflow_options, mlflow_uri_from
 from gate.report.interface import ReportFormat
 
@@ -30,8 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--policies-from", dest="policies_from", default=None, metavar="GIT_REF",
         help="read policies/ at this git ref (use the PR's base branch)",
     )
-    parser.add_argument("--repo-root", dest="repo_root", type=Path, default=None,
-                        help="repository root (default: enclosing git work tree)")
+    add_repo_root(parser)
     parser.add_argument("--registry", default=None, metavar="PATH|URL",
                         help="registry to record the run in and share baseline results through: a SQLite path or "
                              "postgresql://USER:PASSWORD@HOST:5432/DB (default: $GATE_REGISTRY_URL, else "
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from gate.errors import InputError
-    from gate.pipeline import RunOptions, StaticOptions, find_repo_root, run_gate, worst_exit_code
+    from gate.pipeline import RunOptions, StaticOptions, run_gate, worst_exit_code
     from gate.policy.engine import load_policy_set
     from gate.report import ReportContext, render
     from gate.result import StageStatus
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size {args.batch_size} is not a batch size", hint="use a positive integer, e.g. 8")
-    repo_root = (args.repo_root or find_repo_root(Path.cwd())).resolve()
+    repo_root = repo_root_of(args)
     fmt = ReportFormat(args.format)
     if fmt is not ReportFormat.terminal:
         os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's progress bars; stdout stays the report
