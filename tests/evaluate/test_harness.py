@@ -12,13 +12,6 @@ from gate.evaluate.suites import resolve_task
 from tests.evaluate.repo import write_tasks
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_llama_dir: Path) -> tuple[object, object]:
-    from gate.quantize import load_for_eval
-
-    return load_for_eval(tiny_llama_dir)
-
-
 @pytest.fixture()
 def repo(tmp_path: Path) -> Path:
     write_tasks(tmp_path, mc_items_n=12, ppl_docs=5)

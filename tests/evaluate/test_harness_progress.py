@@ -47,13 +47,6 @@ class Recorder(RunProgress):
         return [work for name, _, _, work in self.seen if name == what]
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_llama_dir: Path) -> tuple[Any, Any]:
-    from gate.quantize import load_for_eval
-
-    return load_for_eval(tiny_llama_dir)
-
-
 @pytest.fixture()
 def repo(tmp_path: Path) -> Path:
     write_tasks(tmp_path, mc_items_n=12, ppl_docs=7)
