@@ -171,7 +171,7 @@ def referenced_paths(loaded: LoadedSpec, repo_root: Path,
         tasks.update(m.task for m in quality.metrics)
         from gate.evaluate.suites import PERPLEXITY_TASK, STRESS_TASKS
 
-        tasks.update(STRESS_TASKS.get(s.value, s.value) for s in quality.stress)
+        tasks.update(STRESS_TASKS.get(s, s.value) for s in quality.stress)
         if quality.fidelity is not None:
             texts = quality.fidelity.texts
             if texts and ("/" in texts or texts.endswith((".jsonl", ".txt", ".json"))):

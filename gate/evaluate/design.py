@@ -90,7 +90,7 @@ def planned_metrics(loaded: LoadedSpec) -> list[PlannedMetric]:
            for i, m in enumerate(quality.metrics)]
     named = {m.task for m in quality.metrics}
     for j, suite in enumerate(quality.stress):
-        task = STRESS_TASKS[suite.value]
+        task = STRESS_TASKS[suite]
         if task in named:
             continue
         metric, max_drop = stress_default(suite.value)

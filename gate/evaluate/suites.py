@@ -34,17 +34,14 @@ from gate.evaluate.task_check import (
     shown,
 )
 from gate.spec.loader import LoadedSpec
+from gate.spec.models import StressSuite
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "tasks"
 REPO_TASKS_DIR = "tasks"
 
-STRESS_TASKS: dict[str, str] = {
-    "reasoning": "qg_reasoning",
-    "instructions": "qg_instructions",
-    "long_context": "qg_long_context",
-    "instructions_gen": "qg_instructions_gen",
-}
-"""``quality.stress`` entry -> shipped task."""
+STRESS_TASKS: dict[StressSuite, str] = {suite: f"qg_{suite.value}" for suite in StressSuite}
+"""``quality.stress`` entry -> shipped task ``tasks/qg_<suite>.yaml``. The spec's ``StressSuite`` enum
+is the one list (its JSON Schema enum too); a test checks each suite ships and nothing else does."""
 
 PERPLEXITY_TASK = "qg_license_ppl"
 """The shipped perplexity corpus; also the default fidelity text set."""
@@ -218,7 +215,7 @@ def spec_task_names(loaded: LoadedSpec) -> list[str]:
     if quality is None:
         return []
     names = [m.task for m in quality.metrics]
-    names.extend(STRESS_TASKS[s.value] for s in quality.stress)
+    names.extend(STRESS_TASKS[s] for s in quality.stress)
     fid = quality.fidelity
     texts = fid.texts if fid is not None else None
     if texts and "/" not in texts and not texts.endswith((".jsonl", ".json", ".txt")):

@@ -192,6 +192,7 @@ def init_spec(request: InitRequest, ask: Ask | None = None) -> InitOutcome:
         ConstraintKind.cost: f"Runs on {hardware.name}, but the serving bill must fall at {context} context, batch {batch}.",
     }[kind]
     from gate.evaluate.suites import PERPLEXITY_TASK, STRESS_TASKS
+    from gate.spec.models import StressSuite
 
     draft = SpecDraft(
         name=name, owner=owner, tier=tier.value, source_key=source_key, source=source_rel, lockfile=lock_rel,
@@ -202,7 +203,7 @@ def init_spec(request: InitRequest, ask: Ask | None = None) -> InitOutcome:
         hourly_cost=request.hourly_cost, recommendation=rec, plan=plan, calibration_source=calibration,
         calibration_sha256=cal_sha, calibration_seq_len=min(context, CALIBRATION_SEQ_CAP),
         collected=request.collected.isoformat() if request.collected else None, defaults=defaults,
-        perplexity_task=PERPLEXITY_TASK, reasoning_task=STRESS_TASKS["reasoning"],
+        perplexity_task=PERPLEXITY_TASK, reasoning_task=STRESS_TASKS[StressSuite.reasoning],
     )
     text = render_spec(draft)
     _validate(text, spec_path)

@@ -12,10 +12,19 @@ import pytest
 from ruamel.yaml import YAML
 
 from gate.evaluate.interface import TaskError
-from gate.evaluate.suites import SHIPPED_DIR, STRESS_TASKS, materialize, resolve_task
+from gate.evaluate.suites import PERPLEXITY_TASK, SHIPPED_DIR, STRESS_TASKS, materialize, resolve_task
+from gate.spec.models import StressSuite
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = json.loads((SHIPPED_DIR / "data" / "MANIFEST.json").read_text())
+
+
+def test_every_stress_suite_ships_its_task_and_no_other_task_ships() -> None:
+    """``StressSuite`` (the spec enum) and the shipped task files are one list."""
+    shipped = {p.stem for p in SHIPPED_DIR.glob("qg_*.yaml")}
+    assert set(STRESS_TASKS) == set(StressSuite)
+    assert shipped == {PERPLEXITY_TASK, *STRESS_TASKS.values()}
+    assert set(MANIFEST["suites"]) == shipped
 
 
 @pytest.mark.parametrize("name", ["qg_license_ppl", *STRESS_TASKS.values()])
