@@ -5,9 +5,11 @@ On a terminal it draws rich bars (one line per step, the current stage on the le
 seconds while it runs, and one when it ends. Library output never reaches it: ``gate run``
 sends that to a log file (``gate.library_output``) and hands this class the real terminal.
 
-Deep code (a quantizer's layer loop, the speed-and-memory measurement) reports through
-``report(what, done, total)``, which forwards to the active ``RunProgress`` and is a no-op when
-there is none (``gate check``, tests, library use).
+Deep code (a quantizer's layer loop, the speed-and-memory measurement, every lm-eval call through
+``gate.evaluate.lm_progress.with_progress``) reports through ``report(what, done, total)``, which
+forwards to the active ``RunProgress`` and is a no-op when there is none (``gate check``, tests,
+library use). A step that finished and reports again (the next look's lm-eval call for the same
+task) starts over as a new step, with its own elapsed time and estimate.
 """
 
 from __future__ import annotations
