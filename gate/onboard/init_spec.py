@@ -203,7 +203,7 @@ def init_spec(request: InitRequest, ask: Ask | None = None) -> InitOutcome:
         hourly_cost=request.hourly_cost, recommendation=rec, plan=plan, calibration_source=calibration,
         calibration_sha256=cal_sha, calibration_seq_len=min(context, CALIBRATION_SEQ_CAP),
         collected=request.collected.isoformat() if request.collected else None, defaults=defaults,
-        perplexity_task=PERPLEXITY_TASK, reasoning_task=STRESS_TASKS[StressSuite.reasoning],
+        perplexity_task=PERPLEXITY_TASK, reasoning_task=STRESS_TASKS[StressSuite.reasoning], hardware_kind=hardware.kind,
     )
     text = render_spec(draft)
     _validate(text, spec_path)

@@ -90,3 +90,23 @@ def test_the_runtime_registry_imports_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert out.splitlines()[-1] == "False"
     assert {"llama-cpp", "transformers"} <= set(eval(out.splitlines()[0]))
+
+
+def test_gate_init_writes_the_default_runtime_and_no_multiple_choice_suite_for_llama_cpp() -> None:
+    from types import SimpleNamespace
+
+    from gate.onboard.render import _runtime, _stress_lines
+
+    llama = _runtime("gguf-q4_k_m", "cpu")
+    assert llama.name == "llama-cpp" and _runtime("int8-weight-only", "cpu").name == "transformers"
+    optional = SimpleNamespace(tier="internal", defaults=SimpleNamespace(
+        stress_suites=("reasoning", "instructions", "long_context"), stress_required=False))
+    assert _stress_lines(optional, llama) == [  # type: ignore[arg-type]
+        "  stress: [instructions_gen]  # llama-cpp scores generation, not multiple choice (stress is optional for "
+        "tier internal)"]
+    required = SimpleNamespace(tier="critical", defaults=SimpleNamespace(
+        stress_suites=("reasoning", "instructions_gen"), stress_required=True))
+    lines = _stress_lines(required, llama)  # type: ignore[arg-type]
+    assert lines[0] == ("  stress: [instructions_gen]  # llama-cpp scores generation, not multiple choice "
+                        "(stress is required for tier critical)")
+    assert lines[1].startswith("  # TODO(owner): the policy requires reasoning, which llama-cpp cannot score (")
