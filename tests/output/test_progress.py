@@ -82,3 +82,30 @@ def test_ci_logs_get_a_heartbeat_while_an_uncounted_step_runs() -> None:
     assert lines[0] == "gate run: baseline: qg_license_ppl (48 items)"
     assert lines[1].startswith("gate run: baseline: qg_license_ppl (48 items) · still running, ")
     assert lines[1].endswith(" s elapsed")
+
+
+def test_a_finished_step_that_reports_again_starts_over_with_its_own_clock() -> None:
+    out, clock = io.StringIO(), Clock()
+    with RunProgress(out, live=False, plain_interval=100.0, heartbeat=0, clock=clock) as progress:
+        progress.stage("evaluate-quantized")
+        for look in range(2):  # two looks: one lm-eval call each for the same task
+            progress.update("tiny_mc items", 0, 20)
+            clock.now += 4.0 + look
+            progress.update("tiny_mc items", 20, 20)
+    assert out.getvalue().splitlines() == [
+        "gate run: evaluate-quantized: tiny_mc items 0/20",
+        "gate run: evaluate-quantized: tiny_mc items 20/20 · 4.0 s elapsed",
+        "gate run: evaluate-quantized: tiny_mc items 0/20",
+        "gate run: evaluate-quantized: tiny_mc items 20/20 · 5.0 s elapsed",
+    ]
+
+
+def test_on_a_terminal_each_lm_eval_call_gets_its_own_bar() -> None:
+    out = io.StringIO()
+    with RunProgress(out, live=True) as progress:
+        progress.stage("evaluate-quantized")
+        for _look in range(2):
+            progress.update("tiny_mc items", 0, 20)
+            progress.update("tiny_mc items", 20, 20)
+    bars = [line for line in out.getvalue().splitlines() if "tiny_mc items" in line]
+    assert len(bars) == 2 and all("20/20" in line for line in bars)
