@@ -16,6 +16,7 @@ written (read-only checkout, corrupt file) is ignored: the numbers are computed 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -44,9 +45,15 @@ def _files(root: Path) -> list[tuple[str, int, int]]:
     return sorted(out)
 
 
+@functools.cache
+def _package_files() -> tuple[tuple[str, int, int], ...]:
+    """The gate package's files, once per process (the code running does not change under it)."""
+    return tuple(_files(_PACKAGE))
+
+
 def power_key(spec_sha256: str, repo_root: Path) -> str:
     """What the power numbers depend on, hashed."""
-    parts = {"format": FORMAT, "spec": spec_sha256, "tasks": _files(repo_root / "tasks"), "gate": _files(_PACKAGE)}
+    parts = {"format": FORMAT, "spec": spec_sha256, "tasks": _files(repo_root / "tasks"), "gate": _package_files()}
     return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
 
 
