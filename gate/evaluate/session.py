@@ -1,9 +1,10 @@
 """Evaluate one model against an ``EvalDesign``: the baseline side (cached) and the quantized side
 (sequential looks), then the paired comparison per metric.
 
-The caller loads a model, hands it here, and frees it afterwards, so only one model is resident at
-a time. The baseline side returns what the quantized side needs: per-item scores, the fidelity
-reference and the performance figures.
+The caller opens a model in its serving runtime (``gate.serve``: transformers in process, or a
+llama.cpp / vLLM server), hands the ``ServedModel`` here, and closes it afterwards, so only one
+model is resident at a time. The baseline side returns what the quantized side needs: per-item
+scores, the fidelity reference and the performance figures.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gate.evaluate.baseline_cache import BaselineCache, cache_key
 from gate.evaluate.design import EvalDesign, PlannedMetric
-from gate.evaluate.fidelity import FidelityReference, build_reference, load_texts, texts_digest, token_windows
-from gate.evaluate.harness import EvalSettings, MetricRequest, evaluate_tasks
+from gate.evaluate.fidelity import FidelityReference
+from gate.evaluate.harness import EvalSettings, MetricRequest
 from gate.evaluate.interface import ModelPerformance, TaskScores
-from gate.evaluate.performance import measure
 from gate.result import Decision, MetricResult
+
+if TYPE_CHECKING:
+    from gate.serve.interface import ServedModel
 
 Say = Callable[[str], None]
 
@@ -31,7 +34,9 @@ class BaselineSide:
     """What the quantized side is compared against."""
 
     scores: dict[tuple[str, str], TaskScores] = field(default_factory=dict)
-    reference: FidelityReference | None = None
+    reference: object | None = None
+    """The runtime's fidelity reference (a ``FidelityReference`` in process, cached; llama.cpp's
+    per-document log-probability files, kept for the run)."""
     performance: ModelPerformance | None = None
     cache_hits: dict[str, bool] = field(default_factory=dict)
     """component -> served from cache"""
@@ -87,21 +92,13 @@ def baseline_complete(side: BaselineSide) -> bool:
     return all(side.cache_hits.values())
 
 
-def fidelity_windows(plan: EvalDesign, tokenizer: Any) -> tuple[list[list[int]], str]:
-    texts = load_texts(plan.fidelity_texts)
-    return token_windows(tokenizer, texts, plan.fidelity.tokens, plan.fidelity.window), texts_digest(texts)
-
-
 def evaluate_baseline(
-    model: Any,
-    tokenizer: Any,
-    model_dir: Path,
+    served: ServedModel,
     plan: EvalDesign,
     side: BaselineSide,
     keys: BaselineKeys,
     cache: BaselineCache,
     *,
-    settings: EvalSettings,
     include_dir: Path,
     say: Say,
 ) -> BaselineSide:
@@ -110,21 +107,21 @@ def evaluate_baseline(
     if missing:
         tasks = sorted({m.tolerance.task for m in missing})
         say(f"baseline: {', '.join(f'{t} ({plan.tasks[t].n_total} items)' for t in tasks)}")
-        got = evaluate_tasks(model, tokenizer, plan.sources(), [MetricRequest(m.tolerance.task, m.tolerance.metric) for m in missing],
-                             settings=settings, include_dir=include_dir,
-                             items={t: plan.tasks[t].order for t in tasks})
+        got = served.score(plan.sources(), [MetricRequest(m.tolerance.task, m.tolerance.metric) for m in missing],
+                           {t: plan.tasks[t].order for t in tasks}, include_dir=include_dir)
         for m in missing:
             side.scores[m.key] = got[m.key]
             cache.put_scores(keys.scores[m.key], got[m.key])
     if side.reference is None:
         say(f"baseline: fidelity reference ({plan.fidelity.tokens} tokens of {plan.fidelity.texts_name})")
-        windows, digest = fidelity_windows(plan, tokenizer)
-        side.reference = build_reference(model, windows, digest, top_k=plan.fidelity.top_k, device=settings.device)
-        cache.put_fidelity(keys.fidelity, side.reference)
+        side.reference = served.fidelity_reference(plan.fidelity_texts, plan.fidelity)
+        if isinstance(side.reference, FidelityReference):  # llama.cpp's log-probability files stay with the run
+            cache.put_fidelity(keys.fidelity, side.reference)
     if side.performance is None:
         say("baseline: speed and memory")
-        side.performance = measure(model, tokenizer, model_dir, plan.performance, device=settings.device)
+        side.performance = served.performance(plan.performance)
         cache.put_performance(keys.performance, side.performance)
+    served.check_alive()
     return side
 
 
@@ -150,12 +147,10 @@ Scorer = Callable[[dict[str, tuple[int, ...]], list[MetricRequest]], dict[tuple[
 
 
 def evaluate_quantized(
-    model: Any,
-    tokenizer: Any,
+    served: ServedModel,
     plan: EvalDesign,
     base: BaselineSide,
     *,
-    settings: EvalSettings,
     include_dir: Path,
     say: Say,
     resamples: int = 10_000,
@@ -163,8 +158,7 @@ def evaluate_quantized(
     """Score the quantized model (sequential looks when the plan says so) and compare each metric."""
 
     def score(chunk: dict[str, tuple[int, ...]], requests: list[MetricRequest]) -> dict[tuple[str, str], TaskScores]:
-        return evaluate_tasks(model, tokenizer, plan.sources(), requests, settings=settings, include_dir=include_dir,
-                              items=chunk)
+        return served.score(plan.sources(), requests, chunk, include_dir=include_dir)
 
     return decide_by_looks(plan, base, score, say=say, resamples=resamples)
 

@@ -13,7 +13,6 @@ quantized model is loaded. Every stage is recorded with its timing and cache hit
 from __future__ import annotations
 
 import dataclasses
-import gc
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from gate.policy.policy_set import PolicySet
     from gate.quantize.artifact import Artifact
     from gate.quantize.sources import Baseline
+    from gate.serve import ServingSession
     from gate.verdict.decide import InconclusivePolicy
 
 
@@ -87,18 +87,6 @@ def _console_say(enabled: bool) -> Say:
 
     console = Console(stderr=True, highlight=False)
     return lambda msg: console.print(f"[dim]gate run[/dim] {msg}")
-
-
-def _free(*objects: Any) -> None:
-    del objects
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def run_gate(path: Path, options: RunOptions, policy_set: PolicySet | None = None) -> GateResult:
@@ -160,7 +148,8 @@ def _run_heavy(outcome: StaticOutcome, options: RunOptions, policy_set: PolicySe
     from gate.runtime import runtime_versions
 
     runtime = runtime_versions()
-    side = _evaluate_baseline_stage(run, plan, baseline, settings, runtime)
+    serving = _serving(run, device)
+    side = _evaluate_baseline_stage(run, plan, baseline, settings, {**runtime, **serving.cache_identity()}, serving)
     refused = sample_size_findings(plan, dict(side.scores), spent="only the baseline was evaluated",
                                    inconclusive=run.inconclusive)
     if refused:
@@ -169,8 +158,22 @@ def _run_heavy(outcome: StaticOutcome, options: RunOptions, policy_set: PolicySe
     artifact = run.stages.run("quantize", lambda: produce_artifact(loaded, baseline, options.repo_root,
                                                                    options.cache_dir, progress=options.progress),
                               cache_hit=lambda a: a.cache_hit, message=lambda a: f"{a.method} {a.bits}-bit -> {a.path}")
-    metrics, fidelity, performance = _evaluate_quantized_stage(run, plan, side, artifact, settings, runtime)
-    return _verdict_stage(run, metrics, fidelity, performance, artifact, runtime)
+    metrics, fidelity, performance = _evaluate_quantized_stage(run, plan, side, artifact, runtime, serving)
+    return _verdict_stage(run, metrics, fidelity, performance, artifact, runtime, serving)
+
+
+def _serving(run: _Heavy, device: str) -> ServingSession:
+    """The spec's serving runtime (``serving``, or the default for its target and format), checked
+    installed at an acceptable version before any model is loaded; baseline and candidate are both
+    served by it (``gate.serve``)."""
+    from gate.serve import start_session
+
+    assert run.outcome.loaded is not None and run.outcome.facts is not None
+    spec = run.outcome.loaded.spec
+    hardware = run.outcome.facts.catalog.find(spec.constraint.target.hardware) if spec.constraint else None
+    return start_session(spec, hardware.kind if hardware else None, work_dir=run.include_dir / ".serve",
+                         cache_dir=run.options.cache_dir, device=device, eval_batch_size=run.options.batch_size,
+                         seed=run.options.seed)
 
 
 def _eval_plan_stage(run: _Heavy) -> EvalDesign:
@@ -188,7 +191,7 @@ def _eval_plan_stage(run: _Heavy) -> EvalDesign:
 
 
 def _evaluate_baseline_stage(run: _Heavy, plan: EvalDesign, baseline: Baseline, settings: EvalSettings,
-                             runtime: dict[str, str]) -> BaselineSide:
+                             runtime: dict[str, str], serving: ServingSession) -> BaselineSide:
     """The baseline's scores, reference logits and performance: from the baseline cache (local, then
     the shared registry), else by loading and evaluating the baseline."""
     from gate.evaluate.baseline_cache import BaselineCache
@@ -201,64 +204,54 @@ def _evaluate_baseline_stage(run: _Heavy, plan: EvalDesign, baseline: Baseline, 
         run.say(f"baseline: {len(cache.shared_hits)} result(s) reused from the shared registry")
     was_cached = baseline_complete(side)
     return run.stages.run(
-        "evaluate-baseline", lambda: _evaluate_baseline(run, plan, baseline, side, keys, cache, settings),
+        "evaluate-baseline", lambda: _evaluate_baseline(run, plan, baseline, side, keys, cache, serving),
         cache_hit=lambda _s: was_cached,
         message=lambda s: "cached: " + ", ".join(k for k, v in s.cache_hits.items() if v)
         if any(s.cache_hits.values()) else None)
 
 
 def _evaluate_baseline(run: _Heavy, plan: EvalDesign, baseline: Baseline, side: BaselineSide, keys: BaselineKeys,
-                       cache: Any, settings: EvalSettings) -> BaselineSide:
+                       cache: Any, serving: ServingSession) -> BaselineSide:
     from gate.evaluate.session import baseline_complete, evaluate_baseline
-    from gate.quantize import load_for_eval
 
     if baseline_complete(side):
         run.say("baseline: every result is in the baseline cache; the baseline is not loaded")
         return side
-    model, tokenizer = load_for_eval(baseline.path, settings.device)
-    try:
-        return evaluate_baseline(model, tokenizer, baseline.path, plan, side, keys, cache, settings=settings,
-                                 include_dir=run.include_dir, say=run.say)
-    finally:
-        _free(model, tokenizer)
+    with serving.open(baseline.path, "baseline", identity=baseline.identity) as served:
+        return evaluate_baseline(served, plan, side, keys, cache, include_dir=run.include_dir, say=run.say)
 
 
 def _evaluate_quantized_stage(run: _Heavy, plan: EvalDesign, side: BaselineSide, artifact: Artifact,
-                              settings: EvalSettings, runtime: dict[str, str]) -> tuple[list[MetricResult], Any, Any]:
+                              runtime: dict[str, str], serving: ServingSession) -> tuple[list[MetricResult], Any, Any]:
     return run.stages.run("evaluate-quantized",
-                          lambda: _evaluate_quantized(run, plan, side, artifact, settings, runtime))
+                          lambda: _evaluate_quantized(run, plan, side, artifact, runtime, serving))
 
 
-def _evaluate_quantized(run: _Heavy, plan: EvalDesign, side: BaselineSide, artifact: Artifact, settings: EvalSettings,
-                        runtime: dict[str, str]) -> tuple[list[MetricResult], Any, Any]:
-    """The quantized model's metrics (sequential looks), fidelity against the baseline's reference
-    logits, and speed/memory against the constraint."""
-    from gate.evaluate.fidelity import compare as compare_fidelity
-    from gate.evaluate.performance import check_constraint, measure
+def _evaluate_quantized(run: _Heavy, plan: EvalDesign, side: BaselineSide, artifact: Artifact,
+                        runtime: dict[str, str], serving: ServingSession) -> tuple[list[MetricResult], Any, Any]:
+    """The quantized model's metrics (sequential looks), fidelity against the baseline's reference,
+    and speed/memory against the constraint, all inside the serving runtime."""
+    from gate.evaluate.performance import check_constraint
     from gate.evaluate.session import evaluate_quantized
-    from gate.quantize import load_for_eval
 
-    device = settings.device
-    model, tokenizer = load_for_eval(artifact.path, device)
-    try:
-        metrics, _scores = evaluate_quantized(model, tokenizer, plan, side, settings=settings,
-                                              include_dir=run.include_dir, say=run.say,
+    with serving.open(artifact.path, "candidate") as served:
+        metrics, _scores = evaluate_quantized(served, plan, side, include_dir=run.include_dir, say=run.say,
                                               resamples=run.options.resamples)
         assert side.reference is not None and side.performance is not None
         run.say("quantized: fidelity")
-        fidelity = compare_fidelity(side.reference, model, plan.fidelity, device=device, max_kl=plan.max_kl,
-                                    max_flip_rate=plan.max_flip_rate)
+        fidelity = served.fidelity_compare(side.reference, plan.fidelity, max_kl=plan.max_kl,
+                                           max_flip_rate=plan.max_flip_rate)
         run.say("quantized: speed and memory")
-        perf = measure(model, tokenizer, artifact.path, plan.performance, device=device)
-    finally:
-        _free(model, tokenizer)
+        perf = served.performance(plan.performance)
+        served.check_alive()
     performance = check_constraint(side.performance, perf, plan.targets, environment=runtime,
                                    baseline_cached=side.cache_hits.get("performance", False))
     return metrics, fidelity, performance
 
 
 def _verdict_stage(run: _Heavy, metrics: list[MetricResult], fidelity: Any, performance: Any, artifact: Artifact,
-                   runtime: dict[str, str]) -> GateResult:
+                   runtime: dict[str, str], serving: ServingSession) -> GateResult:
+    from gate.result import ServingRuntime
     from gate.verdict.decide import decide
 
     findings = [*run.outcome.findings, *_measured_findings(run.outcome, performance, run.policy_set)]
@@ -274,7 +267,8 @@ def _verdict_stage(run: _Heavy, metrics: list[MetricResult], fidelity: Any, perf
                      inconclusive=run.inconclusive, extra_reasons=extra)
     run.stages.records.append(StageRecord(stage="verdict", status=StageStatus.ok, seconds=time.perf_counter() - start))
     return assemble(run.outcome, command="run", verdict=verdict, inconclusive=run.inconclusive, findings=findings,
-                    artifact=artifact, metrics=metrics, fidelity=fidelity, performance=performance, runtime=runtime)
+                    artifact=artifact, metrics=metrics, fidelity=fidelity, performance=performance, runtime=runtime,
+                    serving=ServingRuntime.model_validate(serving.record(performance.quantized.dtype or None)))
 
 
 def _measured_findings(outcome: StaticOutcome, performance: Any, policy_set: PolicySet | None) -> list[Finding]:
