@@ -28,7 +28,10 @@ for), ``tol`` (exactly the tolerance: PASS is a false PASS), ``2tol`` (FAIL is t
 model twice as bad). Fidelity: ``limit/2``, ``limit``, ``2limit``. n in {30, 50, 100, 250, 500,
 1000} items (fidelity: documents); designs: one look, and the shipped 4-look sequential designs
 (Hwang-Shih-DeCani, O'Brien-Fleming, Pocock spending) with the gate's look floors
-(``schedule_looks``) and interim looks at half their planned error (``sequential.INTERIM_SHARE``). Rates carry Monte-Carlo standard errors and one-sided 95% Wilson bounds.
+(``schedule_looks``) and interim looks at half their planned error (``sequential.INTERIM_SHARE``).
+Rates carry Monte-Carlo standard errors and one-sided 95% Wilson bounds; a sequential design is
+compared with the single look on the SAME simulated data (paired: ``Cell.only_this`` /
+``only_single``).
 
 Checks (``violations``): false PASS upper 95% MC bound <= 5% in every cell; FAIL rate >= 80% at
 2x the tolerance wherever the gate's sample-size projection (``measured_n_needed``) says n
@@ -88,6 +91,10 @@ class Cell:
     resolvable: bool | None
     """Whether the gate's sample-size projection says n suffices (None: no projection)."""
     n_needed: int | None
+    only_this: int | None = None
+    """Reps this design PASSED and the single look on the same data did not (None: no single look run)."""
+    only_single: int | None = None
+    """Reps the single look on the same data PASSED and this design did not."""
 
 
 def rate(k: int, reps: int, z: float = 1.6448536269514722) -> tuple[float, float, float, float]:
@@ -120,6 +127,13 @@ def _sequential(decide: Callable[[int, float], tuple[np.ndarray, np.ndarray]], p
         used = np.where(new_p | new_f, float(size), used)
         open_ &= ~(new_p | new_f)
     return passed, failed, used / plan.n_total
+
+
+def _paired(passed: np.ndarray, single: np.ndarray | None) -> tuple[int | None, int | None]:
+    """(reps only this design PASSED, reps only the single look PASSED) on the same data."""
+    if single is None:
+        return None, None
+    return int(np.sum(passed & ~single)), int(np.sum(single & ~passed))
 
 
 # --- binary -------------------------------------------------------------------------------------
@@ -187,10 +201,11 @@ def binary_cells(reps: int, seed: int, ns: Iterable[int] = NS, cases: Iterable[t
                 steps = np.diff(np.r_[0, sizes])
                 cum = np.cumsum(np.stack([rng.multinomial(int(k), probs, size=r) for k in steps], axis=1), axis=1)
                 at = {size: cum[:, i, :].astype(float) for i, size in enumerate(sizes)}
-                for design, plan in plans.items():
-                    p, f, used = _sequential(partial(_binary_look, tol, at), plan, r)
+                runs = {design: _sequential(partial(_binary_look, tol, at), plan, r) for design, plan in plans.items()}
+                for design, (p, f, used) in runs.items():
+                    only = _paired(p, runs["single"][0] if "single" in runs else None)
                     out.append(Cell("binary", label, n, name, design, r, int(p.sum()), int(f.sum()),
-                                    float(used.mean()), None if needed is None else n >= needed, needed))
+                                    float(used.mean()), None if needed is None else n >= needed, needed, *only))
     return out
 
 
@@ -245,19 +260,25 @@ def continuous_cells(reps: int, seed: int, ns: Iterable[int] = NS,
                 pb, pq = continuous_data(dist, np.random.default_rng(seed + 99), 1, 20_000, mult)
                 needed = measured_n_needed(tol, PairedScores(pb[0], pq[0], kind), confidence=CONFIDENCE)  # type: ignore[arg-type]
                 total = boundary_reps if boundary_reps and name in BOUNDARY else reps
-                tally = {design: [0, 0, 0.0] for design in designs}
+                tally = {design: [0, 0, 0.0, 0, 0] for design in designs}
                 for block in range(0, total, BLOCK):  # blocks of reps bound the memory
                     r = min(BLOCK, total - block)
                     base, quant = continuous_data(dist, rng, r, n, mult)
-                    for design, plan in plans.items():
-                        p, f, used = _sequential(partial(_continuous_look, tol, kind, base, quant), plan, r)
+                    runs = {design: _sequential(partial(_continuous_look, tol, kind, base, quant), plan, r)
+                            for design, plan in plans.items()}
+                    for design, (p, f, used) in runs.items():
+                        only_this, only_single = _paired(p, runs["single"][0] if "single" in runs else None)
                         tally[design][0] += int(p.sum())
                         tally[design][1] += int(f.sum())
                         tally[design][2] += float(used.sum())
+                        tally[design][3] += only_this or 0
+                        tally[design][4] += only_single or 0
+                paired = "single" in designs
                 for design in designs:
-                    k_pass, k_fail, used_sum = tally[design]
+                    k_pass, k_fail, used_sum, k_this, k_single = tally[design]
                     out.append(Cell("continuous", dist, n, name, design, total, int(k_pass), int(k_fail),
-                                    used_sum / total, None if needed is None else n >= needed, needed))
+                                    used_sum / total, None if needed is None else n >= needed, needed,
+                                    int(k_this) if paired else None, int(k_single) if paired else None))
     return out
 
 
@@ -321,10 +342,17 @@ def violations(cells: list[Cell]) -> list[str]:
     return out
 
 
+def paired_se(c: Cell) -> float:
+    """Monte-Carlo SE of (this design's PASS rate - the single look's) on the same reps."""
+    b, d = c.only_this or 0, c.only_single or 0
+    return math.sqrt(max(b + d - (b - d) ** 2 / c.reps, 0.0)) / c.reps
+
+
 def beyond_mc_error(cells: list[Cell], z: float = 2.5758293035489004) -> list[str]:
     """The cells that break a target beyond Monte-Carlo error (99.5% one-sided): false PASS whose
     LOWER bound is above 5%, power whose upper bound is below 80%, a sequential design above the
-    single look by more than ``z`` SE of the difference. What the CI test fails on."""
+    single look by more than ``z`` SE of the difference (of the paired difference when both ran on
+    the same data: only the reps where they disagree carry its error). What the CI test fails on."""
     out = []
     single = {(c.family, c.case, c.n, c.planted): c for c in cells if c.design == "single"}
     for c in cells:
@@ -336,7 +364,8 @@ def beyond_mc_error(cells: list[Cell], z: float = 2.5758293035489004) -> list[st
             ref = single.get((c.family, c.case, c.n, c.planted))
             if c.design != "single" and ref is not None:
                 p0 = ref.passes / ref.reps
-                se = math.sqrt(p * (1 - p) / c.reps + p0 * (1 - p0) / ref.reps)
+                se = paired_se(c) if c.only_this is not None and ref.reps == c.reps else math.sqrt(
+                    p * (1 - p) / c.reps + p0 * (1 - p0) / ref.reps)
                 if p > p0 + z * se:
                     out.append(f"sequential false PASS {p:.2%} > single look {p0:.2%} + {z:.2f} SE: {where}")
         if c.planted == "2tol" and c.resolvable:

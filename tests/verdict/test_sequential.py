@@ -59,6 +59,55 @@ def test_default_plan() -> None:
     assert 0.95 < plan.confidence_at(3) < 0.965
 
 
+def test_interim_looks_decide_at_half_their_planned_error() -> None:
+    # Hwang-Shih-DeCani (gamma -2), one-sided 0.05, looks at quarters. Look 1 by hand:
+    # alpha(0.25) = 0.05 (1 - e^0.5) / (1 - e^2) = 0.0050768, decided at 1 - 0.5 * 0.0050768.
+    spent = 0.05 * (1 - math.exp(0.5)) / (1 - math.exp(2.0))
+    assert spent == pytest.approx(0.0050768, abs=1e-7)
+    c = critical_values(QUARTERS, 0.05, "hwang-shih-decani")
+    plan = LookSchedule.for_items(1000)
+    assert plan.interim_share == 0.5
+    assert plan.nominal[0] == pytest.approx(1 - 0.5 * spent, abs=1e-9)
+    assert plan.nominal == pytest.approx([1 - 0.5 * stats.norm.sf(x) for x in c[:3]] + [stats.norm.cdf(c[3])], abs=1e-12)
+    assert plan.nominal == pytest.approx([0.99746, 0.99493, 0.98996, 0.96149], abs=5e-6)
+    # The plain design spends the whole planned error at every look; the last look is the same.
+    plain = LookSchedule.for_items(1000, interim_share=1.0)
+    assert plain.nominal == pytest.approx(list(stats.norm.cdf(c)), abs=1e-12)
+    assert plain.nominal[-1] == plan.nominal[-1]
+    assert LookSchedule.for_items(1000, looks=1).nominal == [pytest.approx(0.95)]
+    with pytest.raises(InputError) as info:
+        LookSchedule.for_items(1000, interim_share=0.0)
+    assert str(info.value) == (
+        "interim share 0.0 is outside (0, 1]\n  Hint: use 0.5 (the default) or 1 for the plain design"
+    )
+
+
+def test_interim_look_bound_by_hand() -> None:
+    # 40 symmetric per-item differences as the first of four looks at 160 items: the Student-t
+    # bound at the look's decision level 1 - 0.8 * 0.5 * alpha(0.25) (skewness 0: Hall = t).
+    d = np.array([-0.3, -0.1, 0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.1] * 2) * 0.1 + 0.02
+    d = np.r_[d, 0.1 - d + 0.02]
+    base = 5.0 + np.zeros(160)
+    diffs = np.r_[d, np.zeros(120)]
+    tol = MetricTolerance(task="judge", metric="score", max_drop=0.08)
+    plan = LookSchedule.for_items(160)
+    scores = PairedScores(base, base - diffs, "mean")
+    decision = decide_look(tol, scores, plan, 0)
+    look = decision.result
+    spent = 0.05 * (1 - math.exp(0.5)) / (1 - math.exp(2.0))
+    q = stats.t.ppf(1 - 0.8 * 0.5 * spent, 39)
+    se = d.std(ddof=1) / math.sqrt(40)
+    assert (look.n, look.look, look.confidence) == (40, 1, pytest.approx(1 - 0.5 * spent))
+    assert (look.ci_low, look.ci_high) == (pytest.approx(d.mean() - q * se), pytest.approx(d.mean() + q * se))
+    # mean 0.06, se 0.00716: 0.06 + 3.054 se = 0.0819 > 0.08, so the look stays open; the plain
+    # design (t quantile 2.790 at 1 - 0.8 alpha(0.25)) would have PASSED it: 0.0800 <= 0.08.
+    assert look.ci_high == pytest.approx(0.0818673, abs=1e-6)
+    assert look.outcome is Decision.inconclusive and decision.open
+    plain = decide_look(tol, scores, LookSchedule.for_items(160, interim_share=1.0), 0).result
+    assert plain.ci_high == pytest.approx(0.0799763, abs=1e-6)
+    assert plain.outcome is Decision.passed
+
+
 @pytest.mark.parametrize(("n", "looks", "sizes"), [(10, 4, [3, 5, 8, 10]), (3, 4, [1, 2, 3]), (1, 4, [1])])
 def test_look_sizes(n: int, looks: int, sizes: list[int]) -> None:
     assert LookSchedule.for_items(n, looks=looks).look_sizes == sizes
