@@ -65,20 +65,16 @@ def main() -> int:
         print(f"| {s.stage} | {s.seconds:.1f} | {w.seconds if w else float('nan'):.1f} | {w.cache_hit if w else ''} |")
     print(f"| **total** | **{cold_s:.1f}** | **{warm_s:.1f}** | warm/cold = {warm_s / cold_s:.2f} |")
     print(f"\nverdicts: cold {cold.verdict.decision.value}, warm {warm.verdict.decision.value}")  # type: ignore[attr-defined]
-    for m in cold.metrics:  # type: ignore[attr-defined]
-        print(f"- {m.task}/{m.metric}: baseline {m.baseline:.4g}, quantized {m.quantized:.4g}, "
-              f"n={m.n}/{m.n_total}, outcome {m.outcome.value}")
-    if cold.fidelity:  # type: ignore[attr-defined]
-        f = cold.fidelity  # type: ignore[attr-defined]
-        print(f"- fidelity: KL {f['kl_mean']:.4f} [{f['kl_ci_low']:.4f}, {f['kl_ci_high']:.4f}], "
-              f"flip rate {f['flip_rate']:.3f} over {f['tokens']} tokens")
+    for c in cold.criteria:  # type: ignore[attr-defined]
+        n = f", n={c.n}/{c.n_total}" if c.n_total else (f", n={c.n}" if c.n else "")
+        print(f"- {c.name}: baseline {c.baseline}, candidate {c.candidate}, change {c.change} "
+              f"[{c.ci_low}, {c.ci_high}]{n}, outcome {c.outcome.value if c.outcome else 'not judged'}")
     if cold.performance:  # type: ignore[attr-defined]
         p = cold.performance  # type: ignore[attr-defined]
-        for side in ("baseline", "quantized"):
-            q = p[side]
-            print(f"- {side}: prefill p50 {q['prefill_ms_p50']:.1f} ms, decode p50 {q['decode_ms_per_token_p50']:.1f} ms/token, "
-                  f"tokens/s {q['tokens_per_s']}, peak {q['peak_memory_bytes'] / 1e9:.2f} GB ({q['memory_kind']}), "
-                  f"disk {q['disk_bytes'] / 1e6:.1f} MB")
+        for side, q in (("baseline", p.baseline), ("quantized", p.candidate)):
+            print(f"- {side}: prefill p50 {q.prefill_ms_p50:.1f} ms, decode p50 {q.decode_ms_per_token_p50:.1f} ms/token, "
+                  f"tokens/s {q.tokens_per_s}, peak {q.peak_memory_bytes / 1e9:.2f} GB ({q.memory_kind}), "
+                  f"disk {q.disk_bytes / 1e6:.1f} MB")
     return 0
 
 

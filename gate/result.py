@@ -1,25 +1,44 @@
 """The result contract: one ``GateResult`` per spec, rendered by every report format.
 
-Its JSON form (``GateResult.model_dump(mode="json")``) is versioned by ``RESULT_SCHEMA_VERSION``
-and documented in ``docs/result-schema.md``. Stage sections (weights, plan, artifact, fidelity,
-performance) are the ``model_dump(mode="json")`` of the owning stage's frozen result type, so this
-module stays free of heavy imports.
+Its JSON form (``GateResult.model_dump(mode="json")``) is versioned by ``RESULT_SCHEMA_VERSION``,
+documented in ``docs/result-schema.md`` and published as ``schema/result.schema.json``. Every
+section is a frozen model: the weight scan and the memory plan are the static stages' own types
+(torch-free, below this floor); criteria, artifact, measurements and runtime are the contract's
+(``gate.result_sections``), into which ``gate.result_build`` converts the later stages' outputs.
+Schema 1 documents are read through ``gate.result_v1``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gate.errors import SourceLocation
+from gate.plan.memory import MemoryPlan
+from gate.result_sections import (
+    ArtifactCalibration,
+    ArtifactFile,
+    ArtifactRecord,
+    ArtifactSanity,
+    Evidence,
+    FidelityMeasurement,
+    Hardware,
+    ModelPerformance,
+    PerformanceMeasurement,
+    RuntimeInfo,
+    ServingRuntime,
+    _Frozen,
+)
+from gate.weights.interface import WeightScan
 
-RESULT_SCHEMA_VERSION = "1.0"
+__all__ = [  # the sections defined in gate.result_sections are part of this contract's surface
+    "ArtifactCalibration", "ArtifactFile", "ArtifactRecord", "ArtifactSanity", "Evidence", "FidelityMeasurement",
+    "Hardware", "MemoryPlan", "ModelPerformance", "PerformanceMeasurement", "RuntimeInfo", "ServingRuntime",
+    "WeightScan",
+]
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+RESULT_SCHEMA_VERSION = "2.0"
 
 
 class Severity(StrEnum):
@@ -95,8 +114,8 @@ class Finding(_Frozen):
     waiver: WaiverNote | None = None
     policy: str | None = None
     """Policy file that configured the rule (None for built-in defaults)."""
-    detail: dict[str, Any] = Field(default_factory=dict)
-    """Structured evidence (e.g. a weight scan's globals, a memory breakdown)."""
+    detail: Evidence = Field(default_factory=dict)
+    """Structured evidence (e.g. a weight scan's globals, a memory breakdown), as JSON values."""
 
     @property
     def blocking(self) -> bool:
@@ -159,6 +178,95 @@ class MetricResult(_Frozen):
     n_needed: int | None = None
     """For an INCONCLUSIVE metric: about how many paired items would decide it with 80% power,
     projected from the discordance / spread measured on the items compared."""
+
+
+# ---- criteria: every judged (or merely compared) quantity in one shape ------------------------
+
+
+class CriterionKind(StrEnum):
+    """What a criterion measures."""
+
+    metric = "metric"
+    """A task metric, baseline vs candidate on the same items (paired statistics)."""
+    fidelity = "fidelity"
+    """Next-token agreement of the candidate with its baseline (KL divergence, top-1 flip rate)."""
+    memory = "memory"
+    """Peak memory while generating."""
+    throughput = "throughput"
+    """Generated tokens per second at one batch size."""
+    cost = "cost"
+    """Serving cost (e.g. dollars per million tokens)."""
+
+
+class LimitForm(StrEnum):
+    """How a limit reads. Metric tolerances bound ``change`` (the degradation); the rest bound
+    ``candidate`` (``max``/``min``) or ``candidate / baseline`` (``min_ratio``)."""
+
+    max_drop = "max_drop"
+    max_relative_drop = "max_relative_drop"
+    max_increase = "max_increase"
+    max_relative_increase = "max_relative_increase"
+    max = "max"
+    """``candidate <= value`` (KL, flip rate, peak memory, cost)."""
+    min = "min"
+    """``candidate >= value`` (tokens per second)."""
+    min_ratio = "min_ratio"
+    """``candidate / baseline >= value`` (speed-up over the baseline)."""
+
+
+class Limit(_Frozen):
+    form: LimitForm
+    value: float
+    """In the criterion's ``unit`` (``min_ratio``: a ratio; relative forms: a fraction)."""
+
+
+class Criterion(_Frozen):
+    """One criterion of a result: what was observed on baseline and candidate, the change with its
+    confidence bounds, the limit and the outcome. Reports render the list of these as one table."""
+
+    kind: CriterionKind
+    name: str
+    """Stable id: ``task/metric``, ``fidelity/kl``, ``fidelity/flip_rate``, ``memory.peak_gb``,
+    ``throughput@batch4`` (compared, no limit), ``throughput.tokens_per_s@batch4``,
+    ``throughput.speedup@batch4``, ``cost.per_million_tokens``."""
+    task: str | None = None
+    metric: str | None = None
+    unit: str | None = None
+    """``nats``, ``fraction``, ``GB``, ``tokens/s``, ``USD per million tokens``; None for a task
+    metric (its own scale: accuracy 0-1, perplexity, ...)."""
+    baseline: float | None = None
+    candidate: float | None = None
+    change: float | None = None
+    """metric: signed degradation in tolerance units (positive = worse: a drop for accuracy, an
+    increase for perplexity); fidelity: the divergence itself (= ``candidate``); memory and
+    throughput: ``candidate / baseline``; cost: None."""
+    ci_low: float | None = None
+    ci_high: float | None = None
+    """Confidence bounds of ``change`` (metric and fidelity criteria)."""
+    confidence: float | None = None
+    limit: Limit | None = None
+    """None: compared only (e.g. throughput of a memory-bound spec)."""
+    higher_is_better: bool | None = None
+    outcome: Decision | None = None
+    """None: not judged (no limit, or measured where it cannot be judged, e.g. CPU for a GPU target)."""
+    note: str | None = None
+    """Why it was not judged, how the sequential evaluation stopped, why it cannot be decided."""
+    n: int | None = None
+    """Items compared (metric: paired items; fidelity: token positions)."""
+    n_total: int | None = None
+    """Items available; larger than n when sequential evaluation stopped early."""
+    n_needed: int | None = None
+    """INCONCLUSIVE metric: about how many paired items would decide it with 80% power."""
+    look: int | None = None
+    """Sequential evaluation: the 1-based look whose data decided the outcome."""
+    looks: int | None = None
+    method: str | None = None
+    """The statistics behind the bounds, e.g. ``McNemar exact``."""
+    p_value: float | None = None
+    batch: int | None = None
+    """throughput: the batch size measured."""
+    measured_as: str | None = None
+    """memory: ``cuda_max_allocated`` (GPU) or ``rss`` (CPU process)."""
 
 
 class CriterionPower(_Frozen):
@@ -255,19 +363,24 @@ class GateResult(_Frozen):
     checks: int | None = None
     """How many rule checks ran for this spec (the summary line's denominator)."""
     stages: list[StageRecord] = Field(default_factory=list)
-    weights: dict[str, Any] | None = None
-    plan: dict[str, Any] | None = None
-    artifact: dict[str, Any] | None = None
-    metrics: list[MetricResult] = Field(default_factory=list)
+    weights: WeightScan | None = None
+    """The weight stage's scan (files, formats, pickle globals, lockfile state)."""
+    plan: MemoryPlan | None = None
+    """The memory-fit plan (estimate and breakdown against the target's memory)."""
+    artifact: ArtifactRecord | None = None
+    criteria: list[Criterion] = Field(default_factory=list)
+    """Every criterion, in report order: task metrics, fidelity limits, then memory, throughput and
+    cost (each judged against its limit, or compared only)."""
     power: SpecPower | None = None
     """``gate check``: the chance each quality criterion, and the spec as a whole, reaches PASS at
     the declared eval-set sizes when the quantized model is unchanged (``gate.evaluate.design.check_power``)."""
-    fidelity: dict[str, Any] | None = None
-    performance: dict[str, Any] | None = None
-    runtime: dict[str, str] = Field(default_factory=dict)
-    """Library and hardware versions (python, torch, transformers, autoawq, lm-eval, CUDA, GPU)."""
+    fidelity: FidelityMeasurement | None = None
+    """How the fidelity criteria were measured (text set, positions, top-k)."""
+    performance: PerformanceMeasurement | None = None
+    """The speed and memory measurements behind the memory and throughput criteria."""
+    runtime: RuntimeInfo = Field(default_factory=RuntimeInfo)
+    """Library and hardware versions (python, torch, transformers, lm-eval, CUDA, GPU) and the serving runtime."""
     error: str | None = None
     """The error text when the decision is error."""
     log: str | None = None
     """``gate run``: the per-run log holding third-party library output (None with ``-v`` or for ``gate check``)."""
-

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.result import Decision, GateResult
+from gate.result import CriterionKind, Decision, GateResult
 from tests.evaluate.repo import make_repo, spec_text
 
 
@@ -45,22 +45,29 @@ def test_int8_passes_and_second_run_reuses_cached_baseline(
 
     assert first.verdict.decision is Decision.passed, first.verdict.reasons
     assert first.exit_code == 0
-    assert [m.outcome for m in first.metrics] == [Decision.passed, Decision.passed]
-    acc, ppl = first.metrics
+    metrics = [c for c in first.criteria if c.kind is CriterionKind.metric]
+    assert [m.outcome for m in metrics] == [Decision.passed, Decision.passed]
+    acc, ppl = metrics
     # Sequential: the first look (25% of the items) already decides; the baseline scored them all.
     assert (acc.task, acc.metric, acc.n, acc.n_total) == ("tiny_mc", "acc", 75, 300)
     assert "sequential look 1/4" in acc.method
     assert (ppl.task, ppl.metric, ppl.n_total) == ("tiny_ppl", "word_perplexity", 60)
     assert ppl.n in (15, 30, 45, 60)  # the look that decided (seeded, so the same every run)
     assert acc.baseline > 0.6  # the trained model carries signal: chance is 0.5
-    assert first.fidelity is not None and first.fidelity["passed"] is True and first.fidelity["outcome"] == "pass"
-    assert first.fidelity["tokens"] == 1024
-    assert first.performance is not None and first.performance["passed"] is True
-    assert first.performance["checks"][0]["name"] == "memory.peak_gb"
-    assert first.artifact is not None and first.artifact["method"] == "int8"
+    kl, flips = (c for c in first.criteria if c.kind is CriterionKind.fidelity)
+    assert (kl.name, kl.outcome, flips.outcome) == ("fidelity/kl", Decision.passed, Decision.passed)
+    assert first.fidelity is not None and first.fidelity.tokens == 1024 == kl.n
+    memory = next(c for c in first.criteria if c.kind is CriterionKind.memory)
+    assert (memory.name, memory.outcome) == ("memory.peak_gb", Decision.passed)
+    assert memory.limit is not None and memory.measured_as == "rss"
+    assert first.artifact is not None and first.artifact.method == "int8"
+    assert first.artifact.backend == "gate.quantize.int8:Int8Backend"
+    assert {f.path for f in first.artifact.files} >= {"config.json", "model.safetensors"}
+    assert first.artifact.quantization_config is not None
     assert _stage(first, "evaluate-baseline")["cache_hit"] is False
     assert _stage(first, "registry")["status"] == "ok"
-    assert first.runtime["lm_eval"] == "0.4.13"
+    assert first.runtime.libraries["lm_eval"] == "0.4.13"
+    assert first.runtime.hardware is not None and first.runtime.hardware.device == "cpu"
 
     # Second run: only the quantized model may be loaded.
     import gate.quantize as quantize
@@ -77,9 +84,9 @@ def test_int8_passes_and_second_run_reuses_cached_baseline(
     assert second.verdict.decision is Decision.passed
     assert _stage(second, "evaluate-baseline")["cache_hit"] is True
     assert _stage(second, "quantize")["cache_hit"] is True
-    assert loaded == [Path(second.artifact["path"])]  # type: ignore[index]
-    assert [m.baseline for m in second.metrics] == [m.baseline for m in first.metrics]
-    assert second.performance is not None and second.performance["baseline_cached"] is True
+    assert second.artifact is not None and loaded == [Path(second.artifact.path)]
+    assert [c.baseline for c in second.criteria] == [c.baseline for c in first.criteria]
+    assert second.performance is not None and second.performance.baseline_cached is True
     json.dumps(second.model_dump(mode="json"))  # the contract is plain JSON (no NaN/inf objects)
 
 
@@ -89,21 +96,21 @@ def test_two_bit_rtn_fails(trained_tiny_llama_dir: Path, tmp_path: Path) -> None
     result = _run(spec, repo)
     assert result.verdict.decision is Decision.failed
     assert result.exit_code == 1
-    by_metric = {m.metric: m for m in result.metrics}
+    by_metric = {c.metric: c for c in result.criteria if c.kind is CriterionKind.metric}
     assert by_metric["word_perplexity"].outcome is Decision.failed
-    assert by_metric["word_perplexity"].ci_low > 0.2
+    assert (by_metric["word_perplexity"].ci_low or 0) > 0.2
     assert any(r.startswith("tiny_ppl/word_perplexity: relative increase") and r.endswith("→ FAIL")
                for r in result.verdict.reasons)
     # Measured here: KL 0.32, 95% CI [0.29, 0.35] around max_kl 0.3, so fidelity alone cannot decide
     # (non-inferiority, as for metrics) and the failed metric decides the verdict. Judged from the
     # bounds so the test does not hang on the third decimal of the tiny model's training.
-    fidelity = result.fidelity
-    assert fidelity is not None and fidelity["kl_ci_high"] > 0.3
-    if fidelity["kl_ci_low"] > 0.3:
-        assert (fidelity["outcome"], fidelity["passed"]) == ("fail", False)
+    kl = next(c for c in result.criteria if c.name == "fidelity/kl")
+    assert kl.ci_low is not None and kl.ci_high is not None and kl.ci_high > 0.3
+    if kl.ci_low > 0.3:
+        assert kl.outcome is Decision.failed
         tail = "exceeds max_kl 0.3 → FAIL"
     else:
-        assert (fidelity["outcome"], fidelity["passed"]) == ("inconclusive", None)
+        assert kl.outcome is Decision.inconclusive
         tail = "straddles max_kl 0.3 → INCONCLUSIVE (more fidelity tokens narrow it)"
     assert any(r.startswith("fidelity: KL ") and r.endswith(tail) for r in result.verdict.reasons)
 
@@ -152,4 +159,4 @@ def test_static_block_stops_before_quantization(trained_tiny_llama_dir: Path, tm
     assert any(f.rule_id == "QG403" and f.blocking for f in result.findings)
     statuses = {s.stage: s.status for s in result.stages}
     assert statuses["quantize"] == "skipped" and statuses["evaluate-quantized"] == "skipped"
-    assert result.metrics == [] and result.artifact is None
+    assert result.criteria == [] and result.artifact is None

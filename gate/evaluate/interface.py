@@ -2,8 +2,8 @@
 
 ``TaskScores`` carries one metric's per-item scores for one model (from lm-eval's ``log_samples``)
 so the verdict code can compare baseline and quantized pairwise. ``FidelityResult`` and
-``PerformanceResult`` become the ``fidelity`` and ``performance`` sections of ``GateResult``
-(their ``model_dump(mode="json")``).
+``PerformanceResult`` are converted into the result's criteria and measurement sections by
+``gate.result_build``; ``ModelPerformance`` is the contract's own type (``gate.result_sections``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import Field
 
 from gate.errors import BackendError, InputError
 from gate.frozen import Frozen
+from gate.result_sections import ModelPerformance as ModelPerformance  # the contract's type, used here too
 
 ScoreKind = Literal["mean", "binary", "perplexity", "bits_per_byte"]
 
@@ -118,32 +119,6 @@ class FidelityResult(Frozen):
     """The flip-rate limit's own outcome (None: no max_flip_rate, or an older result)."""
     undecided: str | None = None
     """Why the documents cannot support a decision (too few, no spread), when they cannot."""
-
-
-class ModelPerformance(Frozen):
-    """Speed and memory of one model on the machine the gate ran on."""
-
-    device: str
-    dtype: str = ""
-    """Floating dtype the model computed in (float32 on CPU, float16 on CUDA); empty in results
-    cached before it was recorded."""
-    prompt_tokens: int
-    decode_tokens: int
-    prefill_ms_p50: float
-    prefill_ms_p95: float
-    decode_ms_per_token_p50: float
-    decode_ms_per_token_p95: float
-    tokens_per_s: dict[str, float]
-    """Batch size (as a string key) -> generated tokens per second."""
-    peak_memory_bytes: int
-    memory_kind: str
-    """cuda_max_allocated (GPU) or rss (CPU: peak resident set of the process while measuring)."""
-    parameter_bytes: int
-    """Bytes of the model's parameters and buffers as loaded."""
-    disk_bytes: int
-    """Size of the model directory on disk."""
-    warmup: int
-    repeats: int
 
 
 class ConstraintCheck(Frozen):

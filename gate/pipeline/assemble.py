@@ -7,18 +7,28 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gate import __version__
 from gate.errors import GateError
 from gate.pipeline.exit import exit_code
-from gate.result import Decision, Finding, GateResult, MetricResult, SpecRef, StageRecord, Verdict
+from gate.result import (
+    Decision,
+    Finding,
+    GateResult,
+    MetricResult,
+    RuntimeInfo,
+    ServingRuntime,
+    SpecRef,
+    StageRecord,
+    Verdict,
+)
 from gate.spec.yaml_source import display_path
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
+    from gate.evaluate.interface import FidelityResult, PerformanceResult
     from gate.pipeline.static import StaticOutcome
+    from gate.quantize.artifact import Artifact
     from gate.verdict.decide import InconclusivePolicy
 
 
@@ -49,13 +59,18 @@ def error_result(outcome: StaticOutcome, error: GateError, command: str = "run")
 
 def assemble(outcome: StaticOutcome, *, command: str, verdict: Verdict, inconclusive: InconclusivePolicy = "block",
              error: GateError | None = None, findings: Sequence[Finding] | None = None,
-             stages: Sequence[StageRecord] | None = None, artifact: BaseModel | None = None,
-             metrics: Sequence[MetricResult] = (), fidelity: BaseModel | None = None,
-             performance: BaseModel | None = None, runtime: dict[str, str] | None = None) -> GateResult:
+             stages: Sequence[StageRecord] | None = None, artifact: Artifact | None = None,
+             metrics: Sequence[MetricResult] = (), fidelity: FidelityResult | None = None,
+             performance: PerformanceResult | None = None, runtime: dict[str, str] | None = None,
+             serving: ServingRuntime | None = None) -> GateResult:
     """The result of one spec: the static outcome's sections, plus what later stages produced.
 
     ``findings`` and ``stages`` default to the static outcome's; the exit code follows from the
-    verdict (``gate.pipeline.exit.exit_code``)."""
+    verdict (``gate.pipeline.exit.exit_code``). Stage outputs become contract sections through
+    ``gate.result_build``; ``runtime`` is ``gate.runtime.runtime_versions()``, ``serving`` the
+    serving runtime the models were evaluated in (None: the gate's own process)."""
+    from gate.result_build import artifact_record, criteria_of, fidelity_measurement, performance_measurement
+
     facts = outcome.facts
     return GateResult(
         gate_version=__version__,
@@ -68,20 +83,16 @@ def assemble(outcome: StaticOutcome, *, command: str, verdict: Verdict, inconclu
         findings=list(outcome.findings if findings is None else findings),
         checks=outcome.checks,
         stages=list(outcome.stages if stages is None else stages),
-        weights=_section(facts.weights if facts else None),
-        plan=_section(facts.plan if facts else None),
-        artifact=_section(artifact),
-        metrics=list(metrics),
+        weights=facts.weights if facts else None,
+        plan=facts.plan if facts else None,
+        artifact=artifact_record(artifact) if artifact is not None else None,
+        criteria=criteria_of(metrics, fidelity, performance),
         power=outcome.power,
-        fidelity=_section(fidelity),
-        performance=_section(performance),
-        runtime=dict(runtime or {}),
+        fidelity=fidelity_measurement(fidelity) if fidelity is not None else None,
+        performance=performance_measurement(performance) if performance is not None else None,
+        runtime=RuntimeInfo.model_validate(runtime or {}).model_copy(update={"serving": serving}),
         error=str(error) if error is not None else None,
     )
-
-
-def _section(section: BaseModel | None) -> dict[str, Any] | None:
-    return section.model_dump(mode="json") if section is not None else None
 
 
 def spec_ref(outcome: StaticOutcome) -> SpecRef:

@@ -19,6 +19,7 @@ from gate.policy.policy_set import GateSettings, PlacedCustomRule, PolicySet, Re
 from gate.policy.rules import builtin_rules
 from gate.policy.waivers import apply_waivers, mark_waived
 from gate.result import Finding, Location, Severity
+from gate.result_sections import evidence
 from gate.spec.yaml_source import KeyPath, SourceMap
 
 
@@ -67,7 +68,7 @@ def run_checks(facts: Facts, policy_set: PolicySet) -> Evaluation:
                     stage=rule_cls.stage,
                     mode=mode,
                     policy=resolved.policy,
-                    detail=dict(v.detail or {}),
+                    detail=evidence(v.detail),
                 )
             )
     customs = [c for c in policy_set.custom if c.rule.scope.matches(meta)]
@@ -102,7 +103,7 @@ def run_measured_checks(facts: Facts, policy_set: PolicySet) -> list[Finding]:
             findings.append(Finding(
                 rule_id=rule_id, slug=rule_cls.slug, severity=resolved.severity, message=v.message,
                 location=Location.of(facts.loaded.source_map.locate(v.key_path)), hint=v.hint, stage=rule_cls.stage,
-                mode=resolved.effective_mode(facts.today), policy=resolved.policy, detail=dict(v.detail or {}),
+                mode=resolved.effective_mode(facts.today), policy=resolved.policy, detail=evidence(v.detail),
             ))
     mark_waived(findings, policy_set.waivers, meta.name, facts.today)
     return findings

@@ -44,9 +44,13 @@ def runtime_changes(before: dict[str, str], after: dict[str, str], keys: tuple[s
 
 def _metrics(record: RunRecord) -> dict[str, str]:
     out: dict[str, str] = {}
-    for m in record.result.get("metrics", []):
-        out[f"{m['task']}/{m['metric']}"] = (
-            f"{m['baseline']:.4g} -> {m['quantized']:.4g}, degradation {m['difference']:.4g} "
-            f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}] {m['outcome']}"
+    for c in record.metric_criteria:
+        out[c.name] = (
+            f"{_g(c.baseline)} -> {_g(c.candidate)}, degradation {_g(c.change)} "
+            f"[{_g(c.ci_low)}, {_g(c.ci_high)}] {c.outcome.value if c.outcome else 'not judged'}"
         )
     return out
+
+
+def _g(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

@@ -36,7 +36,7 @@ def output_width(stream: TextIO | None = None) -> int:
 
 
 def _metrics(record: RunRecord) -> str:
-    return "\n".join(f"{m['task']}/{m['metric']} {m['difference']:+.3g}" for m in record.result.get("metrics", []))
+    return "\n".join(f"{c.name} {c.change:+.3g}" for c in record.metric_criteria if c.change is not None)
 
 
 def render_runs(records: list[RunRecord], width: int | None = None) -> str:

@@ -4,9 +4,10 @@ One gate run = one MLflow run in the experiment (default ``quant-gate``), named 
 
 - parameters: method, bits, group size, format, calibration source / hash / samples / length,
   baseline identity, spec hash, git commit, and every runtime version (``runtime.torch`` …);
-- metrics: per task metric its baseline, quantized value, paired difference, confidence interval
-  (``ci_low`` / ``ci_high``) and tolerance, plus the numeric fidelity figures and each performance
-  check's measured value and target;
+- metrics: per criterion of the result (``task/metric``, ``fidelity/kl``, ``memory.peak_gb``, ...)
+  its baseline, candidate, change, confidence interval (``ci_low`` / ``ci_high``) and limit — task
+  metrics under schema 1's names (``quantized``, ``difference``, ``tolerance``) — plus the fidelity
+  measurement's size (documents, tokens, top-k, tail mass);
 - tags: verdict, model, owner, tier, ``quant_gate.run_uid`` (which makes back-fill idempotent);
 - artifacts: ``result.json`` (the full ``GateResult``) and ``report.md`` (the PR comment).
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from gate.result import StageRecord, StageStatus
+from gate.result import Criterion, CriterionKind, StageRecord, StageStatus
 
 URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
@@ -101,27 +102,21 @@ def _finite(value: Any) -> float | None:
 
 def run_contents(row: dict[str, Any]) -> tuple[dict[str, str], dict[str, float], dict[str, str]]:
     """(params, metrics, tags) of one registry row."""
-    result = json.loads(row["result_json"])
+    from gate.result_v1 import read_result_json
+
+    result = read_result_json(row["result_json"])
     params = {name: str(row[name]) for name in PARAM_FIELDS if row.get(name) is not None}
     for key, value in sorted(json.loads(row["runtime_json"]).items()):
         params[f"runtime.{key}"] = str(value)
     metrics: dict[str, float] = {}
-    for m in result.get("metrics", []):
-        for field in ("baseline", "quantized", "difference", "ci_low", "ci_high", "tolerance"):
-            value = _finite(m.get(field))
-            if value is not None:
-                metrics[f"{m['task']}/{m['metric']}/{field}"] = value
-        if m.get("n") is not None:
-            metrics[f"{m['task']}/{m['metric']}/n"] = float(m["n"])
-    for key, value in sorted((result.get("fidelity") or {}).items()):
-        number = _finite(value)
-        if number is not None:
-            metrics[f"fidelity/{key}"] = number
-    for check in (result.get("performance") or {}).get("checks", []) or []:
-        for field in ("measured", "target"):
-            number = _finite(check.get(field))
+    for c in result.criteria:
+        for field, value in criterion_numbers(c).items():
+            number = _finite(value)
             if number is not None:
-                metrics[f"performance/{check.get('name')}/{field}"] = number
+                metrics[f"{c.name.replace('@', '/')}/{field}"] = number  # MLflow names allow no "@"
+    if result.fidelity is not None:
+        for field in ("documents", "tokens", "top_k", "tail_mass_mean"):
+            metrics[f"fidelity/{field}"] = float(getattr(result.fidelity, field))
     if row.get("duration_s") is not None:
         metrics["gate/duration_s"] = float(row["duration_s"])
     tags = {UID_TAG: row["run_uid"], "quant_gate.verdict": row["verdict"], "quant_gate.model": row["model"],
@@ -130,6 +125,17 @@ def run_contents(row: dict[str, Any]) -> tuple[dict[str, str], dict[str, float],
         if row.get(name):
             tags[f"quant_gate.{name}"] = str(row[name])
     return params, metrics, tags
+
+
+def criterion_numbers(c: Criterion) -> dict[str, float | int | None]:
+    """A criterion's numbers under MLflow metric names; task metrics keep schema 1's names
+    (``quantized``, ``difference``, ``tolerance``) so dashboards built on them keep working."""
+    limit = c.limit.value if c.limit else None
+    if c.kind is CriterionKind.metric:
+        return {"baseline": c.baseline, "quantized": c.candidate, "difference": c.change, "ci_low": c.ci_low,
+                "ci_high": c.ci_high, "tolerance": limit, "n": c.n}
+    return {"baseline": c.baseline, "candidate": c.candidate, "change": c.change, "ci_low": c.ci_low,
+            "ci_high": c.ci_high, "limit": limit, "n": c.n}
 
 
 def _millis(timestamp: str | None) -> int | None:
@@ -148,12 +154,12 @@ def _report(result_json: str) -> str | None:
 
     from gate.report import ReportContext, render
     from gate.report.interface import ReportFormat
-    from gate.result import GateResult
+    from gate.result_v1 import read_result_json
 
     try:
-        result = GateResult.model_validate_json(result_json)
-    except ValidationError:
-        return None  # a result from an older contract: result.json still has everything
+        result = read_result_json(result_json)
+    except (ValidationError, ValueError):
+        return None  # a record this gate cannot read: result.json still has everything
     return render([result], ReportFormat.markdown, ReportContext(color=False))
 
 

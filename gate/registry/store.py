@@ -30,7 +30,7 @@ from gate.registry.engine import (
     parse_target,
     translate,
 )
-from gate.result import GateResult
+from gate.result import Criterion, GateResult
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -120,8 +120,23 @@ class RunRecord:
 
     @property
     def result(self) -> dict[str, Any]:
+        """The stored result document as JSON (schema 1 or 2, as it was recorded)."""
         loaded: dict[str, Any] = json.loads(self.result_json)
         return loaded
+
+    @property
+    def gate_result(self) -> GateResult:
+        """The stored result as the typed contract (a schema 1 record is upgraded on reading)."""
+        from gate.result_v1 import read_result_json
+
+        return read_result_json(self.result_json)
+
+    @property
+    def metric_criteria(self) -> list[Criterion]:
+        """The run's task-metric criteria (without validating the rest of the record)."""
+        from gate.result_v1 import metric_criteria
+
+        return metric_criteria(self.result)
 
 
 @dataclass(frozen=True)
@@ -405,7 +420,7 @@ class Registry:
                 counts[run_id] = counts.get(run_id, 0) + 1
             bad = 0
             for run_id, result_json in conn.execute(runs.select().with_only_columns(runs.c.id, runs.c.result_json)):
-                bad += len(json.loads(result_json).get("metrics", [])) != counts.get(run_id, 0)
+                bad += len(_metric_criteria(result_json)) != counts.get(run_id, 0)
         return bad
 
     def integrity(self) -> str:
@@ -441,13 +456,12 @@ def _insert_runs(conn: Connection, engine: str, rows: Sequence[dict[str, Any]]) 
         return {}
     statement = insert_new(engine, runs, "run_uid").returning(runs.c.id, runs.c.run_uid)
     ids = {uid: int(run_id) for run_id, uid in conn.execute(statement, values)}
-    metric_rows = []
+    metric_rows: list[dict[str, Any]] = []
     for value in values:
         run_id = ids.get(value["run_uid"])
         if run_id is None:
             continue
-        for m in json.loads(str(value["result_json"])).get("metrics", []):
-            metric_rows.append({"run_id": run_id, **{c: m.get(c) for c in METRIC_COLUMNS}})
+        metric_rows.extend({"run_id": run_id, **metric_row(c)} for c in _metric_criteria(str(value["result_json"])))
     if metric_rows:
         conn.execute(metrics.insert(), metric_rows)
     return ids
@@ -461,26 +475,25 @@ def _record(row: RowMapping) -> RunRecord:
     return RunRecord(**{k: row[k] for k in ("id", *RUN_COLUMNS)})
 
 
-def _first(mapping: dict[str, Any] | None, *keys: str) -> Any:
-    """The first present key among ``keys`` in ``mapping`` (dotted keys descend into dicts)."""
-    if not mapping:
-        return None
-    for key in keys:
-        current: Any = mapping
-        for part in key.split("."):
-            if not isinstance(current, dict) or part not in current:
-                current = None
-                break
-            current = current[part]
-        if current is not None:
-            return current
-    return None
+def _metric_criteria(result_json: str) -> list[Criterion]:
+    from gate.result_v1 import metric_criteria
+
+    return metric_criteria(json.loads(result_json))
+
+
+def metric_row(c: Criterion) -> dict[str, Any]:
+    """The ``metrics`` table row of one task-metric criterion (column names as schema 1 named them)."""
+    return {"task": c.task, "metric": c.metric, "baseline": c.baseline, "quantized": c.candidate,
+            "difference": c.change, "ci_low": c.ci_low, "ci_high": c.ci_high,
+            "tolerance": c.limit.value if c.limit else None,
+            "tolerance_form": c.limit.form.value if c.limit else None,
+            "outcome": c.outcome.value if c.outcome else None, "n": c.n}
 
 
 def run_row(result: GateResult, *, git_commit: str | None = None, run_uid: str | None = None) -> dict[str, Any]:
-    """The ``runs`` row of a result: configuration log fields pulled from its sections."""
-    artifact = result.artifact or {}
-    calibration = _first(artifact, "calibration") or {}
+    """The ``runs`` row of a result: the configuration log, from the spec reference and the artifact."""
+    a = result.artifact
+    cal = a.calibration if a else None
     duration = None
     try:
         start = dt.datetime.fromisoformat(result.started_at.replace("Z", "+00:00"))
@@ -499,22 +512,21 @@ def run_row(result: GateResult, *, git_commit: str | None = None, run_uid: str |
         "owner": spec.owner,
         "tier": spec.tier,
         "traffic_share": spec.traffic_share,
-        "baseline_identity": _first(artifact, "baseline_identity", "baseline.identity", "provenance.baseline_identity")
-        or spec.baseline,
-        "method": spec.method or _first(artifact, "method"),
-        "bits": spec.bits or _first(artifact, "bits"),
-        "group_size": spec.group_size if spec.group_size is not None else _first(artifact, "group_size"),
-        "format": spec.format or _first(artifact, "format"),
-        "calibration_source": spec.calibration_source or _first(calibration, "source"),
-        "calibration_sha256": _first(calibration, "sha256") or spec.calibration_sha256,
-        "calibration_samples": _first(calibration, "samples", "count") or spec.calibration_samples,
-        "calibration_max_seq_len": spec.calibration_max_seq_len or _first(calibration, "max_seq_len"),
+        "baseline_identity": (a.baseline_identity if a else None) or spec.baseline,
+        "method": spec.method or (a.method if a else None),
+        "bits": spec.bits or (a.bits if a else None),
+        "group_size": spec.group_size if spec.group_size is not None else (a.group_size if a else None),
+        "format": spec.format or (a.format if a else None),
+        "calibration_source": spec.calibration_source or (cal.source if cal else None),
+        "calibration_sha256": (cal.sha256 if cal else None) or spec.calibration_sha256,
+        "calibration_samples": (cal.samples if cal else None) or spec.calibration_samples,
+        "calibration_max_seq_len": spec.calibration_max_seq_len or (cal.max_seq_len if cal else None),
         "verdict": result.verdict.decision.value,
-        "artifact_sha256": _first(artifact, "artifact_sha256"),
-        "artifact_path": str(artifact["path"]) if artifact.get("path") else None,
+        "artifact_sha256": a.sha256 if a else None,
+        "artifact_path": a.path if a else None,
         "started_at": result.started_at,
         "finished_at": result.finished_at,
         "duration_s": duration,
-        "runtime_json": json.dumps(result.runtime, sort_keys=True),
+        "runtime_json": json.dumps(result.runtime.flat(), sort_keys=True),
         "result_json": result.model_dump_json(),
     }

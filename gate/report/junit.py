@@ -1,7 +1,8 @@
 """JUnit XML: one test suite per spec, one test case per spec x check.
 
-Checks are the pipeline stages, each rule that reported a finding, each metric comparison and the
-verdict. Blocking findings and exceeded tolerances are failures; inconclusive comparisons are
+Checks are the pipeline stages, each rule that reported a finding, each criterion (task metrics,
+fidelity limits, memory, throughput and cost constraints) and the verdict. Blocking findings and
+exceeded limits are failures; inconclusive comparisons are
 failures of type ``inconclusive`` (they block under fail-closed); errors are errors; skipped
 stages are skipped. Warnings pass and carry their text in ``system-out``; waived findings add who
 waived them, until when and why. Control characters are removed (XML 1.0 cannot even carry most
@@ -13,11 +14,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from gate.report.criteria import inconclusive_note
+from gate.report.criteria import criterion_label, row_of
 from gate.report.interface import ReportContext
 from gate.report.safe import one_line, plain
-from gate.report.summary import DECISION_LABEL, Level, level_of, metric_drop, metric_tolerance, num, waiver_text
-from gate.result import Decision, GateResult, StageStatus
+from gate.report.summary import DECISION_LABEL, Level, level_of, waiver_text
+from gate.result import CriterionKind, Decision, GateResult, StageStatus
 
 
 @dataclass
@@ -61,20 +62,25 @@ def cases_for(r: GateResult) -> list[Case]:
             tag = "waived" if f.waived else ("audit" if f.mode == "audit" else f.severity.value)
             waiver = waiver_text(f, r)
             case.output.append(f"{level.value} ({tag}): {text}" + (f"\n  {waiver[0].upper()}{waiver[1:]}" if waiver else ""))
-    for m in r.metrics:
-        case = Case(name=f"metric {m.task} {m.metric}")
-        detail = (
-            f"baseline {num(m.baseline)}, quantized {num(m.quantized)}, degradation {metric_drop(m)}, "
-            f"tolerance {metric_tolerance(m)}, n={m.n}, {m.method}"
-        )
-        if m.outcome is Decision.failed:
-            case.failure = ("tolerance-exceeded", f"{m.task} {m.metric}: tolerance exceeded", detail)
-        elif m.outcome is Decision.inconclusive:
-            case.failure = ("inconclusive", f"{m.task} {m.metric}: inconclusive", f"{detail}; {inconclusive_note(m)}")
-        elif m.outcome is Decision.error:
-            case.error = ("error", f"{m.task} {m.metric}: could not be measured", m.note or detail)
+    for c in r.criteria:
+        row = row_of(r, c)
+        label = criterion_label(c)
+        case = Case(name=f"{'metric' if c.kind is CriterionKind.metric else 'criterion'} {label}")
+        parts = [f"{label} {value}" for label, value in (("baseline", row.baseline), ("candidate", row.candidate),
+                 ("interval" if c.kind is CriterionKind.fidelity else "change", row.change)) if value != "—"]
+        parts.append(f"limit {row.limit}" if c.limit is not None else "compared only (no limit)")
+        if c.n is not None and c.kind is CriterionKind.metric:
+            parts.append(f"n={c.n:,}")
+        detail = ", ".join(parts + ([c.method] if c.method else []))
+        if c.outcome is Decision.failed:
+            case.failure = ("limit-exceeded", f"{label}: limit exceeded", detail)
+        elif c.outcome is Decision.inconclusive:
+            case.failure = ("inconclusive", f"{label}: inconclusive", f"{detail}; {row.note}" if row.note else detail)
+        elif c.outcome is Decision.error:
+            case.error = ("error", f"{label}: could not be measured", c.note or detail)
         else:
-            case.output.append(detail)
+            case.output.append(detail + ("" if c.outcome is Decision.passed or c.limit is None else "; not judged")
+                               + (f"; {row.note}" if row.note else ""))
         cases.append(case)
     verdict = Case(name="verdict")
     reasons = "\n".join(r.verdict.reasons)

@@ -1,6 +1,7 @@
 """Read result files back (``gate report``), check their schema version, merge per-spec results.
 
-A result file is the JSON report: one ``GateResult`` object, or a list of them. Files written by
+A result file is the JSON report: one ``GateResult`` object, or a list of them. Schema 1 files
+(written before the typed contract) are upgraded on reading (``gate.result_v1``); files written by
 another major schema version, truncated files and files that are not results at all are refused
 with an ``InputError`` naming the file (and line:col for broken JSON) and how to fix it.
 """
@@ -32,6 +33,8 @@ def _major_minor(version: str) -> tuple[int, int] | None:
 
 
 SUPPORTED = _major_minor(RESULT_SCHEMA_VERSION)
+LATEST_MINOR = {1: 0, **({SUPPORTED[0]: SUPPORTED[1]} if SUPPORTED else {})}
+"""The newest minor version of each major this gate reads (1.0 is the last schema 1)."""
 
 
 def parse_results(text: str, shown: str) -> list[GateResult]:
@@ -75,20 +78,24 @@ def _parse_one(item: Any, shown: str, where: str) -> GateResult:
             location=SourceLocation(shown),
         )
     writer = item.get("gate_version", "unknown")
-    if parsed[0] != SUPPORTED[0]:
+    if parsed[0] not in (1, SUPPORTED[0]):
         raise InputError(
             f"{prefix}result schema {version} is not supported (this is quant-gate {__version__}, "
-            f"which reads schema {SUPPORTED[0]}.x)",
+            f"which reads schema 1.x and {SUPPORTED[0]}.x)",
             hint=f"render it with quant-gate {writer}, which wrote it, or re-run the gate with this version",
             location=SourceLocation(shown),
         )
     try:
+        if parsed[0] == 1:
+            from gate.result_v1 import upgrade
+
+            item = upgrade(item)
         return GateResult.model_validate(item)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        newer = parsed[1] > SUPPORTED[1]
+        newer = parsed[1] > LATEST_MINOR.get(parsed[0], 0)
         hint = (
             f"it was written by quant-gate {writer} with the newer schema {version}; upgrade quant-gate to read it"
             if newer

@@ -16,7 +16,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from gate import __version__
-from gate.report.criteria import Criterion, Gauge, constraint_warnings, criteria, deciding_reason, fixed, sig
+from gate.report.criteria import Gauge, Row, constraint_warnings, criteria, deciding_reason, fixed, sig
 from gate.report.interface import ReportContext
 from gate.report.safe import code_span, markdown_text, one_line
 from gate.report.summary import (
@@ -30,7 +30,7 @@ from gate.report.summary import (
     summary_line,
     waiver_text,
 )
-from gate.result import RESULT_SCHEMA_VERSION, Decision, Finding, GateResult
+from gate.result import RESULT_SCHEMA_VERSION, CriterionKind, Decision, Finding, GateResult
 
 MARKER = "<!-- quant-gate:report -->"
 """Hidden first line of every comment: the workflow finds and updates the comment carrying it."""
@@ -198,7 +198,7 @@ def gauge(g: Gauge) -> str:
     return "".join(chars)
 
 
-def outcome_text(c: Criterion) -> str:
+def outcome_text(c: Row) -> str:
     text = OUTCOME[c.outcome] if c.outcome is not None else (NOT_JUDGED if c.limit != "—" else "—")
     if c.note:
         text += f"<br><sub>{cell(c.note)}</sub>"
@@ -230,7 +230,7 @@ def criteria_table(r: GateResult) -> list[str]:
     notes = []
     if with_gauge:
         notes.append("gauge: ● estimate, ─ confidence interval, ┃ limit; further right is worse")
-    methods = sorted({m.method for m in r.metrics})
+    methods = sorted({c.method for c in r.criteria if c.kind is CriterionKind.metric and c.method})
     if methods:
         notes.append(f"statistics: {'; '.join(methods)}")
     if notes:
@@ -271,12 +271,12 @@ def findings_summary(r: GateResult) -> str:
 
 def measurement_rows(r: GateResult) -> list[tuple[str, str]]:
     """Latency and sizes behind the performance rows."""
-    from gate.report.criteria import gigabytes, performance_of
+    from gate.report.criteria import gigabytes
 
-    p = performance_of(r)
+    p = r.performance
     if p is None:
         return []
-    b, q = p.baseline, p.quantized
+    b, q = p.baseline, p.candidate
     rows = [
         ("device, dtype", f"{b.device} {b.dtype}".strip() + " → " + f"{q.device} {q.dtype}".strip()),
         ("prompt, generated tokens", f"{b.prompt_tokens}, {b.decode_tokens} ({b.repeats} repeats after {b.warmup} warm-up)"),
@@ -307,18 +307,27 @@ def provenance_rows(r: GateResult) -> list[tuple[str, str]]:
         "calibration_max_seq_len": "calibration max sequence length",
     }
     rows = [(labels.get(k, k.replace("_", " ")), v) for k, v in configuration_log(r).items()]
-    a = r.artifact or {}
-    for key, label in (("artifact_sha256", "artifact sha256"), ("cache_key", "artifact cache key"),
-                       ("baseline_identity", "baseline identity")):
-        if isinstance(a.get(key), str):
-            rows.append((label, a[key]))
-    if isinstance(a.get("cache_hit"), bool):
-        rows.append(("artifact from cache", "yes" if a["cache_hit"] else "no, quantized in this run"))
-    if isinstance(a.get("params"), dict) and a["params"]:
-        rows.append(("backend parameters", ", ".join(f"{k}={_param(v)}" for k, v in sorted(a["params"].items()))))
-    if isinstance(a.get("versions"), dict) and a["versions"]:
-        rows.append(("produced with", ", ".join(f"{k} {v}" for k, v in sorted(a["versions"].items()))))
+    a = r.artifact
+    if a is None:
+        return rows
+    rows += [("artifact sha256", a.sha256), ("artifact cache key", a.cache_key),
+             ("baseline identity", a.baseline_identity),
+             ("artifact from cache", "yes" if a.cache_hit else "no, quantized in this run")]
+    if a.backend:
+        rows.append(("backend", a.backend))
+    if a.parameters:
+        rows.append(("backend parameters", ", ".join(f"{k}={_param(v)}" for k, v in sorted(a.parameters.items()))))
+    if a.versions:
+        rows.append(("produced with", ", ".join(f"{k} {v}" for k, v in sorted(a.versions.items()))))
+    if a.files:
+        rows.append(("artifact files", f"{len(a.files)} files, {_size_text(sum(f.size for f in a.files))}"))
     return rows
+
+
+def _size_text(n: int) -> str:
+    from gate.report.criteria import gigabytes
+
+    return gigabytes(n)
 
 
 def _param(value: object) -> str:
@@ -326,6 +335,21 @@ def _param(value: object) -> str:
     import json
 
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def runtime_rows(r: GateResult) -> list[tuple[str, str]]:
+    """Library and hardware versions, then the serving runtime (name, version, what it reported)."""
+    rt = r.runtime
+    rows = [(k, v) for k, v in rt.flat().items() if k not in ("serving", "serving_version")]
+    s = rt.serving
+    if s is not None:
+        rows.append(("serving runtime", f"{s.name} {s.version}" if s.version else s.name))
+        if s.args:
+            rows.append(("serving arguments", ", ".join(f"{k}={_param(v)}" for k, v in sorted(s.args.items()))))
+        reported = [f"{label} {value}" for label, value in (("dtype", s.dtype), ("quantization", s.quantization)) if value]
+        if reported:
+            rows.append(("server reported", ", ".join(reported)))
+    return rows
 
 
 def timing_rows(r: GateResult) -> list[tuple[str, str]]:
@@ -350,7 +374,7 @@ def details_blocks(r: GateResult, context: ReportContext) -> list[str]:
         ("Speed and memory measurements (baseline → candidate)", measurement_rows(r)),
         ("Chance to PASS an unchanged model at the declared sizes", power_rows(r)),
         ("Provenance", provenance_rows(r)),
-        ("Runtime", list(r.runtime.items())),
+        ("Runtime", runtime_rows(r)),
         ("Timings", timing_rows(r)),
     ]
     for title, rows in blocks:

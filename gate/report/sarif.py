@@ -1,7 +1,8 @@
 """SARIF 2.1.0 for GitHub code scanning: one run, one rule per rule id, one result per finding.
 
 Blocked specs without a blocking finding (a tolerance exceeded, an inconclusive comparison, an
-error) get one ``quant-gate/verdict`` result on the spec file, so code scanning shows every block.
+error) get one ``quant-gate/verdict`` result on the spec file, so code scanning shows every block;
+its ``properties.criteria`` names each criterion that did not pass, as the comment words it.
 Waived findings carry an external suppression with the waiver's owner, expiry and reason. Text
 from the pull request is stripped of control characters (``safe``).
 """
@@ -12,6 +13,7 @@ import json
 from typing import Any
 
 from gate import __version__
+from gate.report.criteria import criteria
 from gate.report.interface import ReportContext
 from gate.report.safe import one_line, plain
 from gate.report.summary import DECISION_LABEL, Level, ranked_findings, verdict_needs_note, waiver_text
@@ -112,7 +114,9 @@ def render_document(results: list[GateResult]) -> dict[str, Any]:
             "level": "error",
             "message": {"text": f"{DECISION_LABEL[r.verdict.decision]}: {reasons}"},
             "locations": [physical_location(Location(path=r.spec.path))],
-            "properties": {"spec": one_line(r.spec.path), "decision": r.verdict.decision.value},
+            "properties": {"spec": one_line(r.spec.path), "decision": r.verdict.decision.value,
+                           "criteria": [one_line(row.reason) for row in criteria(r) if row.outcome is not None
+                                        and row.outcome is not Decision.passed]},
         })
     invocation: dict[str, Any] = {
         "executionSuccessful": all(r.verdict.decision is not Decision.error for r in results),

@@ -14,7 +14,7 @@ from typing import Any
 
 from gate.policy.summary import EXPIRING_DAYS
 from gate.report.safe import one_line
-from gate.result import Decision, Finding, GateResult, MetricResult, Severity
+from gate.result import Decision, Finding, GateResult, Severity
 
 DECISION_ORDER = (Decision.error, Decision.failed, Decision.inconclusive, Decision.passed)
 """Most severe first: one error anywhere makes the overall decision an error."""
@@ -94,12 +94,12 @@ def ranked_findings(results: Iterable[GateResult]) -> list[Located]:
 def verdict_needs_note(result: GateResult) -> bool:
     """Whether a blocked spec's reasons are not already carried by a blocking finding.
 
-    True for failed/inconclusive metrics and for blocks without any blocking finding; annotations
+    True for failed/inconclusive/errored criteria and for blocks without any blocking finding; annotations
     and SARIF then add one verdict entry on the spec file so every block is visible.
     """
     if result.verdict.decision is Decision.passed:
         return False
-    if any(m.outcome is not Decision.passed for m in result.metrics):
+    if any(c.outcome in (Decision.failed, Decision.inconclusive, Decision.error) for c in result.criteria):
         return True
     return not any(f.blocking for f in result.findings)
 
@@ -192,27 +192,6 @@ def num(value: Any, digits: int = 4) -> str:
 
 
 RELATIVE_FORMS = ("max_relative_drop", "max_relative_increase")
-
-
-def degradation(value: float, form: str) -> str:
-    """A degradation in its tolerance's units: percent for relative forms, points for max_drop."""
-    if form in RELATIVE_FORMS:
-        return f"{num(value * 100, 3)}%"
-    if form == "max_drop":
-        return f"{num(value, 3)} pts"
-    return num(value, 4)
-
-
-def metric_drop(m: MetricResult) -> str:
-    """``+1.2 pts [0.4, 2.0] (95%)``: the degradation with its confidence interval."""
-    sign = "+" if m.difference > 0 else ""
-    interval = f"[{degradation(m.ci_low, m.tolerance_form)}, {degradation(m.ci_high, m.tolerance_form)}]"
-    return f"{sign}{degradation(m.difference, m.tolerance_form)} {interval} ({num(m.confidence * 100, 3)}%)"
-
-
-def metric_tolerance(m: MetricResult) -> str:
-    """``≤ 1 pts (max_drop)``."""
-    return f"≤ {degradation(m.tolerance, m.tolerance_form)} ({m.tolerance_form})"
 
 
 # ---- the spec as configured ------------------------------------------------------------------

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gate.report.criteria import Criterion, constraint_warnings, criteria, deciding_reason
+from gate.report.criteria import Row, constraint_warnings, criteria, deciding_reason
 from gate.report.interface import ReportContext
 from gate.report.safe import one_line, plain
 from gate.report.summary import (
@@ -101,7 +101,7 @@ def _spec(console: Console, r: GateResult) -> None:
     if rows:
         console.print(criteria_table(rows, console.width))
     config = configuration_log(r)
-    if r.metrics or r.performance:
+    if r.criteria:
         shown = ", ".join(f"{k}={one_line(v)}" for k, v in config.items() if k not in ("path", "name", "sha256"))
         console.print(Text(f"configuration: {shown}", style="dim"))
     verdict = Text(f"{one_line(r.spec.path)}: {DECISION_LABEL[d]}", style=STYLE[d])
@@ -191,7 +191,7 @@ OUTCOME_TEXT = {Decision.passed: "pass", Decision.failed: "FAIL", Decision.incon
                 Decision.error: "error"}
 
 
-def criteria_table(criteria_rows: list[Criterion], width: int) -> Table:
+def criteria_table(criteria_rows: list[Row], width: int) -> Table:
     rows: list[list[Text]] = []
     for c in criteria_rows:
         if c.outcome is not None:
@@ -217,8 +217,4 @@ def criteria_table(criteria_rows: list[Criterion], width: int) -> Table:
 
 def plan_lines(r: GateResult) -> list[str]:
     """The memory plan's breakdown and headroom (empty when the plan stage did not run)."""
-    from gate.plan.memory import MemoryPlan
-    from gate.report.criteria import section
-
-    plan = section(r.plan, MemoryPlan)
-    return [plain(line) for line in plan.summary()] if plan is not None else []
+    return [plain(line) for line in r.plan.summary()] if r.plan is not None else []

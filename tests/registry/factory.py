@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gate.result import Decision, GateResult, MetricResult, SpecRef, Verdict
+from gate.result import ArtifactRecord, Decision, GateResult, MetricResult, RuntimeInfo, SpecRef, Verdict
+from gate.result_build import metric_criterion
 
 RUNTIME = {"python": "3.11.7", "torch": "2.13.0", "transformers": "5.23.0", "autoawq": "0.2.9",
            "lm_eval": "0.4.13", "device": "cpu"}
@@ -39,7 +40,9 @@ def make_result(
         started_at=started_at, finished_at=finished_at,
         verdict=Verdict(decision=decision, reasons=[f"{decision.value} because of reasons"]),
         exit_code=0 if decision is Decision.passed else 1,
-        metrics=[metric, ppl],
-        runtime=dict(runtime or RUNTIME),
-        artifact={"path": f".gate/cache/{name}", "artifact_sha256": "ef" * 32},
+        criteria=[metric_criterion(metric), metric_criterion(ppl)],
+        runtime=RuntimeInfo.model_validate(dict(runtime or RUNTIME)),
+        artifact=ArtifactRecord(path=f".gate/cache/{name}", sha256="ef" * 32, cache_key="3f" * 32, cache_hit=False,
+                                method="awq", bits=bits, group_size=128, format="awq-gemm",
+                                baseline_identity="org/model@" + "0" * 40, seconds=1.0, quantize_seconds=1.0),
     )

@@ -62,9 +62,9 @@ def test_second_runner_reuses_the_first_runners_baseline_through_the_registry(
     second = _run(make_repo(checkout, trained_tiny_llama_dir, INT8), checkout, second_cache, pg_url, down)
     assert second.verdict.decision is Decision.passed
     assert _stage(second, "evaluate-baseline")["cache_hit"] is True
-    assert loaded == [Path(second.artifact["path"])]  # type: ignore[index]  # the baseline was never loaded
-    assert [m.baseline for m in second.metrics] == [m.baseline for m in first.metrics]
-    assert second.performance is not None and second.performance["baseline_cached"] is True
+    assert second.artifact is not None and loaded == [Path(second.artifact.path)]  # the baseline was never loaded
+    assert [c.baseline for c in second.criteria] == [c.baseline for c in first.criteria]
+    assert second.performance is not None and second.performance.baseline_cached is True
     assert second.exit_code == 0
     mlflow_stage = _stage(second, "mlflow")
     assert mlflow_stage["status"] == "failed"

@@ -33,7 +33,8 @@ def test_record_and_read_back_configuration_log(registry_url: str) -> None:
     assert record.artifact_sha256 == "ef" * 32
     assert record.duration_s == 300.0
     assert record.runtime == RUNTIME
-    assert [m["metric"] for m in record.result["metrics"]] == ["acc", "word_perplexity"]
+    assert [c.metric for c in record.metric_criteria] == ["acc", "word_perplexity"]
+    assert record.gate_result.criteria == make_result().criteria
     assert registry.incomplete_runs() == 0
     if registry.path is not None:
         with sqlite3.connect(registry.path) as conn:

@@ -12,6 +12,7 @@ from gate.result import (
     GateResult,
     Location,
     MetricResult,
+    RuntimeInfo,
     Severity,
     SpecRef,
     StageRecord,
@@ -19,6 +20,7 @@ from gate.result import (
     Verdict,
     WaiverNote,
 )
+from gate.result_build import artifact_record, criteria_of, fidelity_measurement, performance_measurement
 
 
 def model_performance(device: str, memory: int, tps: tuple[float, float]) -> ModelPerformance:
@@ -34,8 +36,8 @@ def model_performance(device: str, memory: int, tps: tuple[float, float]) -> Mod
 
 
 def performance(*, constraint: str, base_memory: int, quant_memory: int, base_tps: tuple[float, float],
-                quant_tps: tuple[float, float], checks: list[ConstraintCheck], device: str = "cuda") -> dict[str, object]:
-    """A ``PerformanceResult`` section as ``gate run`` writes it."""
+                quant_tps: tuple[float, float], checks: list[ConstraintCheck], device: str = "cuda") -> PerformanceResult:
+    """A ``PerformanceResult`` as the evaluation stage returns it."""
     return PerformanceResult(
         constraint=constraint,
         baseline=model_performance(device, base_memory, base_tps),
@@ -43,11 +45,37 @@ def performance(*, constraint: str, base_memory: int, quant_memory: int, base_tp
         speedup={"1": quant_tps[0] / base_tps[0], "4": quant_tps[1] / base_tps[1]},
         memory_ratio=quant_memory / base_memory, checks=checks,
         passed=all(c.passed is not False for c in checks),
-    ).model_dump(mode="json")
+    )
+
+
+def license_fidelity() -> FidelityResult:
+    """The failed run's fidelity comparison, as the evaluation stage returns it (both limits passed)."""
+    return FidelityResult(
+        texts="qg_license_ppl", texts_sha256="cd" * 32, documents=12, tokens=2048, confidence=0.95,
+        kl_mean=0.0213, kl_ci_low=0.019, kl_ci_high=0.0236, flip_rate=0.047, flip_ci_low=0.038,
+        flip_ci_high=0.057, top_k=64, tail_mass_mean=0.004, method="cluster bootstrap over documents, 2000 resamples, seed 0",
+        max_kl=0.05, max_flip_rate=0.1, passed=True, outcome="pass", kl_outcome="pass", flip_outcome="pass",
+    )
 
 
 def failed_run() -> GateResult:
     """A `gate run` that failed: one blocking finding, a warning, a waived deny, a failed metric."""
+    metrics = [
+        MetricResult(task="support_qa", metric="acc", n=400, baseline=0.7325, quantized=0.7085,
+                     difference=2.4, ci_low=1.1, ci_high=3.7, confidence=0.95, tolerance=1.0,
+                     tolerance_form="max_drop", higher_is_better=True,
+                     method="McNemar exact", p_value=0.0004, outcome=Decision.failed),
+        MetricResult(task="qg_wikitext_local", metric="word_perplexity", n=64, n_total=128, baseline=18.42,
+                     quantized=18.97, difference=0.02986, ci_low=0.021, ci_high=0.0387, confidence=0.95,
+                     tolerance=0.05, tolerance_form="max_relative_increase", higher_is_better=False,
+                     method="paired bootstrap, 10000 resamples, seed 0", outcome=Decision.passed,
+                     note="stopped early: decided after 64 of 128 documents"),
+    ]
+    perf = performance(
+        constraint="memory", base_memory=2_500_000_000, quant_memory=810_000_000, base_tps=(40.0, 131.0),
+        quant_tps=(52.0, 170.3), checks=[ConstraintCheck(name="memory.peak_gb", target=20.0, measured=0.81,
+                                                          passed=True)])
+    fidelity = license_fidelity()
     return GateResult(
         gate_version="0.1.0",
         command="run",
@@ -84,36 +112,19 @@ def failed_run() -> GateResult:
             StageRecord(stage="quantize", status=StageStatus.ok, seconds=312.5, cache_hit=False),
             StageRecord(stage="evaluate", status=StageStatus.ok, seconds=420.25),
         ],
-        metrics=[
-            MetricResult(task="support_qa", metric="acc", n=400, baseline=0.7325, quantized=0.7085,
-                         difference=2.4, ci_low=1.1, ci_high=3.7, confidence=0.95, tolerance=1.0,
-                         tolerance_form="max_drop", higher_is_better=True,
-                         method="McNemar exact", p_value=0.0004, outcome=Decision.failed),
-            MetricResult(task="qg_wikitext_local", metric="word_perplexity", n=64, n_total=128, baseline=18.42,
-                         quantized=18.97, difference=0.02986, ci_low=0.021, ci_high=0.0387, confidence=0.95,
-                         tolerance=0.05, tolerance_form="max_relative_increase", higher_is_better=False,
-                         method="paired bootstrap, 10000 resamples, seed 0", outcome=Decision.passed,
-                         note="stopped early: decided after 64 of 128 documents"),
-        ],
-        performance=performance(
-            constraint="memory", base_memory=2_500_000_000, quant_memory=810_000_000, base_tps=(40.0, 131.0),
-            quant_tps=(52.0, 170.3), checks=[ConstraintCheck(name="memory.peak_gb", target=20.0, measured=0.81,
-                                                              passed=True)]),
-        fidelity=FidelityResult(
-            texts="qg_license_ppl", texts_sha256="cd" * 32, documents=12, tokens=2048, confidence=0.95,
-            kl_mean=0.0213, kl_ci_low=0.019, kl_ci_high=0.0236, flip_rate=0.047, flip_ci_low=0.038,
-            flip_ci_high=0.057, top_k=64, tail_mass_mean=0.004, method="cluster bootstrap over documents, 2000 resamples, seed 0",
-            max_kl=0.05, max_flip_rate=0.1, passed=True, outcome="pass",
-        ).model_dump(mode="json"),
-        runtime={"python": "3.12.3", "torch": "2.13.0", "autoawq": "0.2.9", "device": "cuda", "gpu": "NVIDIA L4"},
-        artifact=Artifact(
+        criteria=criteria_of(metrics, fidelity, perf),
+        performance=performance_measurement(perf),
+        fidelity=fidelity_measurement(fidelity),
+        runtime=RuntimeInfo.model_validate(
+            {"python": "3.12.3", "torch": "2.13.0", "autoawq": "0.2.9", "device": "cuda", "gpu": "NVIDIA L4"}),
+        artifact=artifact_record(Artifact(
             path=Path(".gate/cache/artifacts/3f2a"), cache_key="3f2a" + "0" * 60, cache_hit=False, method="awq",
             bits=4, group_size=128, format="awq-gemm",
             params={"w_bit": 4, "q_group_size": 128, "zero_point": True, "version": "GEMM"},
             versions={"autoawq": "0.2.9", "torch": "2.13.0"}, calibration=None, sanity=None,
             baseline_identity="HuggingFaceTB/SmolLM2-135M@" + "1" * 40, seconds=312.5, quantize_seconds=312.5,
             artifact_sha256="ef" * 32,
-        ).model_dump(mode="json"),
+        )),
     )
 
 
@@ -152,6 +163,16 @@ def error_check(path: str = "models/broken.yaml") -> GateResult:
 
 def inconclusive_run() -> GateResult:
     """A memory-bound `gate run` on a CPU target: inconclusive metric, memory went up (QG702), a waiver expiring soon."""
+    metrics = [
+        MetricResult(task="qg_support_mc", metric="acc", n=300, baseline=0.62, quantized=0.612,
+                     difference=0.8, ci_low=-0.4, ci_high=2.0, confidence=0.95, tolerance=1.0,
+                     tolerance_form="max_drop", higher_is_better=True, method="McNemar exact",
+                     outcome=Decision.inconclusive),
+    ]
+    perf = performance(
+        constraint="memory", base_memory=1_290_000_000, quant_memory=1_510_000_000, base_tps=(22.0, 61.0),
+        quant_tps=(9.0, 25.0), device="cpu",
+        checks=[ConstraintCheck(name="memory.peak_gb", target=4.0, measured=1.51, passed=True)])
     return GateResult(
         gate_version="0.1.0",
         command="run",
@@ -178,15 +199,7 @@ def inconclusive_run() -> GateResult:
                     hint="this quantization does not save memory here: choose a format with kernels that keep the "
                          "weights compressed on the target, or state the real constraint"),
         ],
-        metrics=[
-            MetricResult(task="qg_support_mc", metric="acc", n=300, baseline=0.62, quantized=0.612,
-                         difference=0.8, ci_low=-0.4, ci_high=2.0, confidence=0.95, tolerance=1.0,
-                         tolerance_form="max_drop", higher_is_better=True, method="McNemar exact",
-                         outcome=Decision.inconclusive),
-        ],
-        performance=performance(
-            constraint="memory", base_memory=1_290_000_000, quant_memory=1_510_000_000, base_tps=(22.0, 61.0),
-            quant_tps=(9.0, 25.0), device="cpu",
-            checks=[ConstraintCheck(name="memory.peak_gb", target=4.0, measured=1.51, passed=True)]),
-        runtime={"python": "3.12.3", "torch": "2.13.0", "device": "cpu"},
+        criteria=criteria_of(metrics, None, perf),
+        performance=performance_measurement(perf),
+        runtime=RuntimeInfo.model_validate({"python": "3.12.3", "torch": "2.13.0", "device": "cpu"}),
     )

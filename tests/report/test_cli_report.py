@@ -65,7 +65,7 @@ def test_without_merge_a_bad_file_is_an_input_error(tmp_path: Path, capsys: pyte
     assert main(["report", str(tmp_path / "old.json")]) == 2
     assert capsys.readouterr().err == (
         f"gate: error: {tmp_path}/old.json: result schema 3.0 is not supported (this is quant-gate 0.1.0, "
-        "which reads schema 1.x)\n  Hint: render it with quant-gate 0.1.0, which wrote it, or re-run the gate "
+        "which reads schema 1.x and 2.x)\n  Hint: render it with quant-gate 0.1.0, which wrote it, or re-run the gate "
         "with this version\n"
     )
 

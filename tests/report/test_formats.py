@@ -57,7 +57,7 @@ def test_markdown_no_specs() -> None:
     assert text == (
         "<!-- quant-gate:report -->\n## ✅ quant-gate: PASS — no spec changed in this pull request: nothing to gate\n\n"
         "No spec changed in this pull request: nothing to gate.\n\n"
-        "<sub>quant-gate 0.1.0 · result schema 1.0</sub>\n"
+        "<sub>quant-gate 0.1.0 · result schema 2.0</sub>\n"
     )
 
 
@@ -102,7 +102,7 @@ def test_markdown_has_one_criteria_table_with_a_gauge_per_interval() -> None:
 
 
 def test_annotations_cap_ten_per_level_most_severe_first() -> None:
-    r = failed_run().model_copy(update={"findings": many_findings(14, 12), "metrics": []})
+    r = failed_run().model_copy(update={"findings": many_findings(14, 12), "criteria": []})
     lines = github.render([r]).splitlines()
     errors = [line for line in lines if line.startswith("::error ")]
     warnings = [line for line in lines if line.startswith("::warning ")]
@@ -185,10 +185,12 @@ def test_junit_one_case_per_spec_and_check() -> None:
     assert names == ["stage spec", "stage quantize", "stage evaluate", "rule QG205 calibration.fresh",
                      "rule QG104 calibration.enough-samples", "rule QG301 weights.lockfile",
                      "rule QG900 info.baseline-q4", "metric support_qa acc",
-                     "metric qg_wikitext_local word_perplexity", "verdict"]
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("16", "4", "2")
-    inconclusive = failed_run().metrics[0].model_copy(update={"outcome": Decision.inconclusive})
-    r = failed_run().model_copy(update={"metrics": [inconclusive]})
+                     "metric qg_wikitext_local word_perplexity", "criterion KL divergence",
+                     "criterion top-1 flip rate", "criterion peak memory", "criterion throughput, batch 1",
+                     "criterion throughput, batch 4", "verdict"]
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("21", "4", "2")
+    inconclusive = failed_run().criteria[0].model_copy(update={"outcome": Decision.inconclusive})
+    r = failed_run().model_copy(update={"criteria": [inconclusive]})
     case = ET.fromstring(render([r], ReportFormat.junit)).find(".//testcase[@name='metric support_qa acc']")
     assert case is not None and case.find("failure").get("type") == "inconclusive"  # type: ignore[union-attr]
 

@@ -51,12 +51,12 @@ def test_broken_but_complete_json_is_not_called_truncated(tmp_path: Path) -> Non
 
 
 def test_other_major_schema_version_is_refused(tmp_path: Path) -> None:
-    data = failed_run().model_dump(mode="json") | {"schema_version": "2.0", "gate_version": "9.1.0"}
-    path = write(tmp_path / "v2.json", json.dumps(data))
+    data = failed_run().model_dump(mode="json") | {"schema_version": "3.0", "gate_version": "9.1.0"}
+    path = write(tmp_path / "v3.json", json.dumps(data))
     with pytest.raises(InputError) as err:
         load_result_file(path)
     assert str(err.value) == (
-        f"{path}: result schema 2.0 is not supported (this is quant-gate 0.1.0, which reads schema 1.x)\n"
+        f"{path}: result schema 3.0 is not supported (this is quant-gate 0.1.0, which reads schema 1.x and 2.x)\n"
         "  Hint: render it with quant-gate 9.1.0, which wrote it, or re-run the gate with this version"
     )
 

@@ -31,8 +31,9 @@ def test_headline_names_the_deciding_criterion_for_each_decision() -> None:
         ("fail", failed_run()), ("inconclusive", inconclusive_run()), ("error", error_check()),
         ("pass", failed_run().model_copy(update={
             "verdict": failed_run().verdict.model_copy(update={"decision": Decision.passed}),
-            "metrics": [m.model_copy(update={"outcome": Decision.passed, "difference": 0.2, "ci_low": -0.4,
-                                              "ci_high": 0.8}) for m in failed_run().metrics[:1]]})),
+            "criteria": [failed_run().criteria[0].model_copy(update={
+                "outcome": Decision.passed, "change": 0.2, "ci_low": -0.4, "ci_high": 0.8}),
+                *failed_run().criteria[2:]]})),
     )}
     assert lines == {
         "fail": "## ❌ quant-gate: FAIL — support_qa acc dropped 2.4 pts (95% CI −3.7 to −1.1), over its 1 pt limit",
@@ -49,13 +50,14 @@ def test_a_static_pass_says_so_with_its_rule_checks() -> None:
 
 
 def test_inconclusive_uses_the_projection_the_result_carries() -> None:
-    m = inconclusive_run().metrics[0]
+    m = inconclusive_run().criteria[0]
     assert items_needed(m) == 10_801  # projected from the interval: 300 * (1.2 / 0.2) ** 2
-    assert items_needed(m.model_copy(update={"difference": 1.0})) is None  # on the limit: no projection
+    assert items_needed(m.model_copy(update={"change": 1.0})) is None  # on the limit: no projection
 
     carried = m.model_copy(update={"n_needed": 1_234})  # the verdict's own projection (80% power) wins
     assert items_needed(carried) == 1_234
-    text = render([inconclusive_run().model_copy(update={"metrics": [carried]})], ReportFormat.markdown)
+    text = render([inconclusive_run().model_copy(update={"criteria": [carried, *inconclusive_run().criteria[1:]]})],
+                  ReportFormat.markdown)
     assert "≈ 934 more items projected to decide (1,234 in all)" in text
 
 
@@ -75,9 +77,9 @@ def test_without_the_finding_the_sentence_comes_from_the_measurements() -> None:
     text = render([r], ReportFormat.markdown)
     assert ("> ⚠️ **Constraint defeated:** This spec is memory-bound, but the quantized model used more memory than "
             "its baseline: peak 1.29 GB → 1.51 GB (1.17×).") in text
-    perf = dict(r.performance or {})
-    perf["checks"] = [{**perf["checks"][0], "passed": None, "note": "measured on cpu, target is a gpu"}]
-    off_target = r.model_copy(update={"performance": perf})
+    memory, *rest = r.criteria[1:]
+    unjudged = memory.model_copy(update={"outcome": None, "note": "measured on cpu, target is a gpu"})
+    off_target = r.model_copy(update={"criteria": [r.criteria[0], unjudged, *rest]})
     assert "Constraint defeated" not in render([off_target], ReportFormat.markdown)
 
 
@@ -285,17 +287,19 @@ def test_gate_report_in_a_100_column_terminal(tmp_path: object, monkeypatch: pyt
 
 def test_fidelity_rows_show_the_gates_outcome_not_one_rederived_from_the_bounds() -> None:
     """Too few documents: the bounds sit under the limit, yet the gate did not decide; the row says so."""
-    from gate.evaluate.interface import FidelityResult
-    from gate.report.criteria import fidelity_criteria
+    from gate.report.criteria import fidelity_row
+    from gate.result_build import fidelity_criteria
+    from tests.report.samples import license_fidelity
 
     result = failed_run()
-    fidelity = FidelityResult.model_validate(result.fidelity).model_copy(update={
+    fidelity = license_fidelity().model_copy(update={
         "outcome": "inconclusive", "passed": None, "kl_outcome": "inconclusive", "flip_outcome": "inconclusive",
         "undecided": "12 documents; at least 20 are needed"})
-    rows = fidelity_criteria(result.model_copy(update={"fidelity": fidelity.model_dump(mode="json")}))
+    rows = [fidelity_row(result, c) for c in fidelity_criteria(fidelity)]
     assert [row.outcome for row in rows] == [Decision.inconclusive, Decision.inconclusive]
     assert rows[0].reason == (
         "KL divergence 0.0213 nats (95% CI 0.0190 to 0.0236 nats) on 2,048 tokens of qg_license_ppl: not decided "
         "against its 0.05 nats limit (12 documents; at least 20 are needed); compare more texts to decide")
     # A result recorded before the per-limit outcomes were kept is judged on its bounds.
-    assert [row.outcome for row in fidelity_criteria(result)] == [Decision.passed, Decision.passed]
+    old = license_fidelity().model_copy(update={"kl_outcome": None, "flip_outcome": None})
+    assert [c.outcome for c in fidelity_criteria(old)] == [Decision.passed, Decision.passed]
