@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -29,21 +29,23 @@ class BackendPin(BaseModel):
     @classmethod
     def _known_algorithm(cls, value: str) -> str:
         from gate.quantize.registry import ALGORITHMS
-        from gate.suggest import unknown_choice_message
 
-        if value not in ALGORITHMS:
-            raise ValueError(unknown_choice_message("algorithm", value, ALGORITHMS))
-        return value
+        return _one_of("algorithm", value, ALGORITHMS)
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
         from gate.quantize.registry import DESCRIPTORS
-        from gate.suggest import unknown_choice_message
 
-        if value not in DESCRIPTORS:
-            raise ValueError(unknown_choice_message("backend", value, DESCRIPTORS))
-        return value
+        return _one_of("backend", value, DESCRIPTORS)
+
+
+def _one_of(what: str, value: str, choices: Collection[str]) -> str:
+    from gate.suggest import unknown_choice_message
+
+    if value not in choices:
+        raise ValueError(unknown_choice_message(what, value, choices))
+    return value
 
 
 def _default_pins() -> tuple[BackendPin, ...]:
