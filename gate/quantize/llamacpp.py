@@ -139,7 +139,17 @@ class ToolFailed(BackendError):
         self.code = code
         lines = [line for line in output.splitlines() if line.strip()][-LOG_TAIL_LINES:]
         tail = "\n".join("    " + line[:300] for line in lines)
-        super().__init__(
-            f"{what}: {tool} exited with status {code}; its last output:\n{tail}",
-            hint="the cause is in the output above; no artifact was cached",
-        )
+        hint = "the cause is in the output above; no artifact was cached"
+        if code < 0:
+            import signal
+
+            try:
+                ended = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                ended = f"was killed by signal {-code}"
+            if -code == signal.SIGKILL:
+                hint = ("SIGKILL with no error of its own is usually the kernel's out-of-memory killer: use a machine "
+                        "with more memory, or lower calibration.samples / max_seq_len; no artifact was cached")
+        else:
+            ended = f"exited with status {code}"
+        super().__init__(f"{what}: {tool} {ended}; its last output:\n{tail}", hint=hint)

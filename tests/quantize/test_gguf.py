@@ -373,3 +373,17 @@ def test_a_tool_exiting_non_zero_is_a_blocking_fault_and_caches_nothing(
     )
     assert info.value.exit_code == 1
     assert [p.name for p in (tmp_path / "cache" / "artifacts").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_tool_killed_by_the_oom_killer_says_so(tmp_path: Path) -> None:
+    from gate.quantize.llamacpp import run_tool
+
+    with pytest.raises(BackendError) as info:
+        run_tool(["sh", "-c", "echo 'loading model'; kill -9 $$"], what="gguf: computing the importance matrix",
+                 log=tmp_path / "tool.log", timeout_s=30)
+    assert str(info.value) == (
+        "gguf: computing the importance matrix: sh was killed by SIGKILL; its last output:\n"
+        "    loading model\n"
+        "  Hint: SIGKILL with no error of its own is usually the kernel's out-of-memory killer: use a machine with "
+        "more memory, or lower calibration.samples / max_seq_len; no artifact was cached"
+    )
