@@ -186,16 +186,16 @@ def test_speed_and_memory_from_vllms_own_benchmark(served: Any) -> None:
     from gate.evaluate.performance import PerformanceSettings
     from gate.serve.process import tree_rss
 
-    perf = served.performance(PerformanceSettings(prompt_tokens=32, decode_tokens=8, batch_sizes=(2,),
+    perf = served.performance(PerformanceSettings(prompt_tokens=32, decode_tokens=8, batch_sizes=(1,),
                                                   warmup=1, repeats=3))
     assert perf.dtype == "float32" and perf.memory_kind == "rss of the vllm server's process tree"
-    assert set(perf.tokens_per_s) == {"2"} and all(v > 0 for v in perf.tokens_per_s.values())
+    assert set(perf.tokens_per_s) == {"1"} and all(v > 0 for v in perf.tokens_per_s.values())
     assert 0 < perf.prefill_ms_p50 <= perf.prefill_ms_p95
     assert 0 < perf.decode_ms_per_token_p50 <= perf.decode_ms_per_token_p95
     # The peak is the whole tree (API server, engine core, worker), not the gate's process.
     assert perf.peak_memory_bytes >= 0.9 * tree_rss(served.server.pid) > 500e6
-    bench = json.loads((served.work / "bench-batch2.json").read_text())
-    assert perf.tokens_per_s["2"] == bench["output_throughput"]  # vLLM's own figure, not a re-computation
+    bench = json.loads((served.work / "bench-batch1.json").read_text())
+    assert perf.tokens_per_s["1"] == bench["output_throughput"]  # vLLM's own figure, not a re-computation
 
 
 def test_an_answer_without_prompt_logprobs_is_refused(served: Any) -> None:
@@ -226,8 +226,20 @@ def test_server_killed_mid_evaluation_is_a_blocking_fault(served: Any, repo: dic
     assert "while the gate was" in info.value.cause
     served.close()
     assert running_servers() == 0
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pid, 0)  # no process of the server's group survives
+    assert _alive_in_group(pid) == []  # no process of the server's group survives (zombies are dead)
+
+
+def _alive_in_group(pgid: int) -> list[int]:
+    import psutil
+
+    alive = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return alive
 
 
 def test_missing_environment_is_runtime_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
