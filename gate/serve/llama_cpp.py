@@ -240,7 +240,10 @@ class LlamaServedModel(ServedModel):
                     "-t", str(self.threads), "-c", str(context * slots), "--parallel", str(slots),
                     "--cache-type-k", kv, "--cache-type-v", kv, "--seed", str(self.request.seed), "--no-webui"]
 
+        from gate.serve.llama_perplexity import tool_env
+
         server = ServerProcess(name="llama-server", command=command, log=self.work / f"llama-server-{slots}.log",
+                               env=tool_env(),
                                start_timeout_s=self.request.args.start_timeout_s,
                                hint="unsupported GGUF type, out of memory or a bad file: the cause is in the log above")
         server.start()
