@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -415,7 +414,3 @@ def check_logprobs(answer: Mapping[str, Any], *, what: str) -> None:
         raise MissingLogprobsError(
             f"vllm answered {what} without prompt log-probabilities (echo + logprobs), which loglikelihood and "
             "perplexity tasks need", hint="serve with a vLLM that returns prompt logprobs (--max-logprobs >= 1)")
-
-
-def python_of(version: RuntimeVersion) -> str:
-    return str(Path(version.detail.get("environment", sys.prefix)) / "bin" / "python")

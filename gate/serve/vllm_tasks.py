@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from gate.evaluate.interface import FidelityResult, ModelPerformance, TaskScores
     from gate.evaluate.performance import PerformanceSettings
     from gate.evaluate.suites import TaskSource
+    from gate.serve.interface import RuntimeVersion
     from gate.serve.vllm import VllmServedModel
 
 
@@ -197,11 +199,14 @@ main(parser.parse_args(sys.argv[1:]))
 """``vllm bench serve`` without the console script (which looks up a ``vllm`` distribution the CPU build lacks)."""
 
 
+def python_of(version: RuntimeVersion) -> str:
+    """The Python of the runtime's managed environment (the one vLLM is installed in)."""
+    return str(Path(version.detail.get("environment", sys.prefix)) / "bin" / "python")
+
+
 def bench_serve(model: VllmServedModel, *, prompt_tokens: int, decode_tokens: int, prompts: int, concurrency: int,
                 out: Path) -> dict[str, Any]:
     """One run of vLLM's own serving benchmark against the running server; its saved JSON result."""
-    from gate.serve.vllm import python_of
-
     assert model.server is not None
     out.parent.mkdir(parents=True, exist_ok=True)
     argv = [python_of(model.version), "-c", BENCH, "--backend", "vllm", "--base-url", model.server.base_url,
