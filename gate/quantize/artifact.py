@@ -109,9 +109,7 @@ def produce_artifact(
         quantizer.validate(request, shape)
         quantizer.validate_calibration(request, baseline.path)
     except QuantizerInputError as exc:
-        field = exc.message.split(":", 1)[0].split(".")
-        if len(field) == 2 and field[0] in ("quantization", "calibration"):
-            exc.location = smap.locate((field[0], field[1]))
+        exc.location = smap.locate(exc.key_path)  # the key at fault, or its closest ancestor in the spec
         raise
     max_ratio = float(q.options.get("sanity_max_ratio", DEFAULT_MAX_RATIO))
 

@@ -97,14 +97,14 @@ class AwqBackend(Quantizer):
         super().validate(request, shape)
         if request.group_size is None:
             raise QuantizerInputError(
-                "quantization.group_size: awq needs a positive group size (per-channel is not supported)",
+                "quantization.group_size", "awq needs a positive group size (per-channel is not supported)",
                 hint="use group_size: 128 (or 64/32 when 128 does not divide the layer sizes)",
                 location=request.location,
             )
         fmt = request.format
         if fmt not in FORMATS:
             raise QuantizerInputError(
-                f"quantization.format: awq writes {', '.join(FORMATS)}, not {fmt!r}",
+                "quantization.format", f"awq writes {', '.join(FORMATS)}, not {fmt!r}",
                 hint="use format: awq-gemm",
                 location=request.location,
             )
@@ -112,7 +112,7 @@ class AwqBackend(Quantizer):
 
         if shape.model_type not in AWQ_CAUSAL_LM_MODEL_MAP:
             raise QuantizerInputError(
-                f"quantization.method: autoawq does not support model type {shape.model_type!r}",
+                "quantization.method", f"autoawq does not support model type {shape.model_type!r}",
                 hint="use int8 or rtn for this architecture",
                 location=request.location,
             )
@@ -123,7 +123,7 @@ class AwqBackend(Quantizer):
         tokens = sum(len(ids) for ids in _token_ids(load_tokenizer(baseline), request))
         if tokens < request.max_seq_len:
             raise QuantizerInputError(
-                f"calibration.samples: the {len(request.calibration_texts)} calibration samples hold {tokens} tokens, "
+                "calibration.samples", f"the {len(request.calibration_texts)} calibration samples hold {tokens} tokens, "
                 f"fewer than max_seq_len {request.max_seq_len}; autoawq needs at least one full block",
                 hint="add samples (calibration.samples) or lower calibration.max_seq_len",
                 location=request.location,

@@ -104,19 +104,19 @@ class GgufBackend(Quantizer):
         if fmt is None:
             names = ", ".join(f.name for f in DESCRIPTOR.formats)
             raise QuantizerInputError(
-                f"quantization.format: gguf writes one GGUF type ({names}), not {request.format!r}",
+                "quantization.format", f"gguf writes one GGUF type ({names}), not {request.format!r}",
                 hint="name the type, e.g. format: gguf-q4_k_m",
                 location=where,
             )
         if request.bits not in fmt.bits:
             raise QuantizerInputError(
-                f"quantization.bits: {fmt.name} stores {fmt.bits[0]}-bit weights, not {request.bits}-bit",
+                "quantization.bits", f"{fmt.name} stores {fmt.bits[0]}-bit weights, not {request.bits}-bit",
                 hint=f"use bits: {fmt.bits[0]}, or the GGUF type for {request.bits} bits",
                 location=where,
             )
         if request.group_size is not None and request.group_size != fmt.block_size:
             raise QuantizerInputError(
-                f"quantization.group_size: {fmt.name} has a fixed block of {fmt.block_size} weights; "
+                "quantization.group_size", f"{fmt.name} has a fixed block of {fmt.block_size} weights; "
                 f"group size {request.group_size} cannot be chosen",
                 hint=f"use group_size: -1 (or {fmt.block_size})",
                 location=where,
@@ -131,14 +131,14 @@ class GgufBackend(Quantizer):
         timeout = request.options.get("tool_timeout_s", DEFAULT_TIMEOUT_S)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
             raise QuantizerInputError(
-                f"quantization.options.tool_timeout_s: {timeout!r} is not a positive number of seconds",
+                "quantization.options.tool_timeout_s", f"{timeout!r} is not a positive number of seconds",
                 hint="e.g. tool_timeout_s: 3600", location=where,
             )
         if not isinstance(request.options.get("imatrix", True), bool):
-            raise QuantizerInputError("quantization.options.imatrix: must be true or false", location=where)
+            raise QuantizerInputError("quantization.options.imatrix", "must be true or false", location=where)
         if not request.options.get("imatrix", True) and fmt.needs_importance_matrix:
             raise QuantizerInputError(
-                f"quantization.options.imatrix: {fmt.name} cannot be made without an importance matrix",
+                "quantization.options.imatrix", f"{fmt.name} cannot be made without an importance matrix",
                 hint="remove imatrix: false, or use a K-quant (gguf-q4_k_m)", location=where,
             )
 
@@ -150,7 +150,7 @@ class GgufBackend(Quantizer):
         use_imatrix = bool(request.calibration_texts) and request.options.get("imatrix", True)
         if fmt.needs_importance_matrix and not request.calibration_texts:
             raise QuantizerInputError(
-                f"quantization.format: {fmt.name} needs an importance matrix, computed from calibration data, "
+                "quantization.format", f"{fmt.name} needs an importance matrix, computed from calibration data, "
                 "and the spec has no `calibration` section",
                 hint="add calibration: {source, sha256, samples, max_seq_len}, or use a K-quant (gguf-q4_k_m)",
                 location=request.location,
@@ -163,7 +163,7 @@ class GgufBackend(Quantizer):
             need = 2 * request.max_seq_len
             if tokens < need:
                 raise QuantizerInputError(
-                    f"calibration.samples: the calibration text has {tokens} tokens; llama-imatrix needs at least "
+                    "calibration.samples", f"the calibration text has {tokens} tokens; llama-imatrix needs at least "
                     f"{need} (two chunks of max_seq_len {request.max_seq_len})",
                     hint=f"add calibration samples, or lower calibration.max_seq_len to {max(tokens // 2, 1)} or less",
                     location=request.location,
@@ -345,7 +345,7 @@ def tensor_overrides(keep: tuple[str, ...], shape: ModelShape, full_type: str) -
     arch = next((a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == shape.model_type), None)
     if arch is None:
         raise QuantizerInputError(
-            f"quantization.keep_full_precision: no GGUF tensor names are known for model type {shape.model_type!r}",
+            "quantization.keep_full_precision", f"no GGUF tensor names are known for model type {shape.model_type!r}",
             hint="remove keep_full_precision for this architecture",
         )
     names = gguf.get_tensor_name_map(arch, shape.num_layers)
@@ -360,7 +360,7 @@ def tensor_overrides(keep: tuple[str, ...], shape: ModelShape, full_type: str) -
         mapped = names.get_name(lin.name)
         if mapped is None:
             raise QuantizerInputError(
-                f"quantization.keep_full_precision: {lin.name} has no GGUF tensor name for {shape.model_type}",
+                "quantization.keep_full_precision", f"{lin.name} has no GGUF tensor name for {shape.model_type}",
                 hint="keep only attention/MLP projections or lm_head in full precision",
             )
         patterns.append(f"^{re.escape(mapped)}\\.weight$={full_type}")
@@ -373,7 +373,7 @@ def check_architecture(config: dict[str, Any], tools: Any) -> None:
     known = converter_architectures(tools.convert_script.parent)
     if not archs or not any(a in known for a in archs):
         raise QuantizerInputError(
-            f"quantization.method: llama.cpp {tools.version}'s convert_hf_to_gguf.py does not support "
+            "quantization.method", f"llama.cpp {tools.version}'s convert_hf_to_gguf.py does not support "
             f"{', '.join(archs) or 'a model without config.json architectures'}",
             hint="use int8 or rtn for this architecture, or a llama.cpp release that converts it",
         )
@@ -382,7 +382,7 @@ def check_architecture(config: dict[str, Any], tools: Any) -> None:
     model_type = str(config.get("model_type", ""))
     if model_type not in GGUF_SUPPORTED_ARCHITECTURES:
         raise QuantizerInputError(
-            f"quantization.method: transformers cannot reload GGUF {model_type!r} models, so the gate cannot "
+            "quantization.method", f"transformers cannot reload GGUF {model_type!r} models, so the gate cannot "
             "check or evaluate the artifact",
             hint="use int8 or rtn for this architecture",
         )

@@ -32,7 +32,14 @@ Progress = Callable[[str, int, int], None]
 
 
 class QuantizerInputError(InputError):
-    """The request cannot be served by this backend (unsupported bits, group size, ...)."""
+    """The request cannot be served by this backend (unsupported bits, group size, ...): a problem
+    with one spec key, which the gate locates in the spec (``key_path``)."""
+
+    def __init__(self, key: str, problem: str, *, hint: str | None = None,
+                 location: SourceLocation | None = None) -> None:
+        self.key_path: tuple[str, ...] = tuple(key.split("."))
+        """The spec key at fault, e.g. ``("quantization", "group_size")``."""
+        super().__init__(f"{key}: {problem}", hint=hint, location=location)
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ def check_request(quantizer: Quantizer, request: QuantizeRequest, shape: ModelSh
     if request.bits not in quantizer.supported_bits:
         allowed = ", ".join(str(b) for b in quantizer.supported_bits)
         raise QuantizerInputError(
-            f"quantization.bits: {name} does not support {request.bits}-bit weights (supported: {allowed})",
+            "quantization.bits", f"{name} does not support {request.bits}-bit weights (supported: {allowed})",
             hint=f"use bits: {quantizer.supported_bits[-1]}, or a method that supports {request.bits} bits",
             location=where,
         )
@@ -165,13 +172,13 @@ def check_request(quantizer: Quantizer, request: QuantizeRequest, shape: ModelSh
     if unknown:
         allowed = ", ".join(allowed_options)
         raise QuantizerInputError(
-            f"quantization.options: {name} has no option {unknown[0]!r}",
+            "quantization.options", f"{name} has no option {unknown[0]!r}",
             hint=f"options {name} understands: {allowed}",
             location=where,
         )
     if request.keep_full_precision and not quantizer.supports_keep_full_precision:
         raise QuantizerInputError(
-            f"quantization.keep_full_precision: {name} cannot keep modules in full precision",
+            "quantization.keep_full_precision", f"{name} cannot keep modules in full precision",
             hint="remove keep_full_precision, or use a method that supports mixed precision (awq, rtn, int8)",
             location=where,
         )
@@ -179,7 +186,7 @@ def check_request(quantizer: Quantizer, request: QuantizeRequest, shape: ModelSh
     for pattern in request.keep_full_precision:
         if not any(matches(n, (pattern,)) for n in names):
             raise QuantizerInputError(
-                f"quantization.keep_full_precision: {pattern!r} matches no linear layer of the model",
+                "quantization.keep_full_precision", f"{pattern!r} matches no linear layer of the model",
                 hint=f"use module names such as {', '.join(sorted({n.split('.')[-1] for n in names})[:6])}",
                 location=where,
             )
@@ -196,7 +203,7 @@ def check_request(quantizer: Quantizer, request: QuantizeRequest, shape: ModelSh
             )]
             fix = f"use group_size: {divisors[-1]}" if divisors else "use a group size that divides every input size"
             raise QuantizerInputError(
-                f"quantization.group_size: {group} does not divide the input size {lin.in_features} of {lin.name}",
+                "quantization.group_size", f"{group} does not divide the input size {lin.in_features} of {lin.name}",
                 hint=fix + " (or -1 for per-channel where the method allows it)",
                 location=where,
             )

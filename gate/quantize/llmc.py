@@ -91,27 +91,27 @@ class LlmCompressorBackend(Quantizer):
         fmt = DESCRIPTOR.format(request.format)
         if fmt is None:
             raise QuantizerInputError(
-                f"quantization.format: llmcompressor writes {', '.join(SCHEMES)}, not {request.format!r}",
+                "quantization.format", f"llmcompressor writes {', '.join(SCHEMES)}, not {request.format!r}",
                 hint="e.g. format: ct-w4a16", location=where,
             )
         if request.bits not in fmt.bits:
-            raise QuantizerInputError(f"quantization.bits: {fmt.name} stores {fmt.bits[0]}-bit weights, not {request.bits}-bit",
+            raise QuantizerInputError("quantization.bits", f"{fmt.name} stores {fmt.bits[0]}-bit weights, not {request.bits}-bit",
                                       hint=f"use bits: {fmt.bits[0]}", location=where)
         algorithm = request.options.get("algorithm", "gptq")
         if algorithm not in ("gptq", "awq") or (algorithm == "awq" and fmt.name != "ct-w4a16"):
             raise QuantizerInputError(
-                f"quantization.options.algorithm: {algorithm!r} is not available for {fmt.name}",
+                "quantization.options.algorithm", f"{algorithm!r} is not available for {fmt.name}",
                 hint="gptq (any weight-only format) or awq (ct-w4a16 only)", location=where,
             )
         if fmt.name in ("ct-w8a8-int8", "ct-fp8") and request.group_size is not None:
-            raise QuantizerInputError(f"quantization.group_size: {fmt.name} is per channel", hint="use group_size: -1",
+            raise QuantizerInputError("quantization.group_size", f"{fmt.name} is per channel", hint="use group_size: -1",
                                       location=where)
         for name, low, high in (("dampening", 0.0, 1.0), ("smoothing_strength", 0.0, 1.0)):
             value = request.options.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not low < value <= high):
                 raise QuantizerInputError(
-                    f"quantization.options.{name}: {value!r} is not a number in ({low:g}, {high:g}]",
+                    f"quantization.options.{name}", f"{value!r} is not a number in ({low:g}, {high:g}]",
                     hint="dampening: 0.01 (GPTQ's default fraction of the Hessian's mean diagonal); "
                          "smoothing_strength: 0.8 (SmoothQuant's default)",
                     location=where,
@@ -137,7 +137,7 @@ class LlmCompressorBackend(Quantizer):
                      for t in request.calibration_texts)
         if tokens < widest.in_features:
             raise QuantizerInputError(
-                f"calibration.samples: the {len(request.calibration_texts)} calibration samples hold {tokens} tokens "
+                "calibration.samples", f"the {len(request.calibration_texts)} calibration samples hold {tokens} tokens "
                 f"(at most max_seq_len {request.max_seq_len} each); GPTQ needs at least {widest.in_features}, the input "
                 f"size of {widest.name}, for a full-rank Hessian",
                 hint="add samples (calibration.samples) or raise calibration.max_seq_len, or use options.algorithm: awq "

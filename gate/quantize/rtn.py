@@ -166,7 +166,7 @@ def pack(codes: Any, bits: int) -> Any:
         return codes
     if codes.shape[1] % 2:
         raise QuantizerInputError(
-            f"rtn: cannot pack {bits}-bit codes of a linear with odd input size {codes.shape[1]}",
+            "quantization.bits", f"rtn cannot pack {bits}-bit codes of a linear with odd input size {codes.shape[1]}",
             hint="use bits: 8 for this model",
         )
     pairs = codes.reshape(codes.shape[0], -1, 2)
