@@ -64,12 +64,26 @@ def gate_figures(artifact: Path, threads: int, decode: int, work: Path) -> dict[
     with get_runtime("llama-cpp").open(request) as served:
         perf = served.performance(PerformanceSettings(prompt_tokens=128, decode_tokens=decode, batch_sizes=(1,),
                                                       warmup=1, repeats=5))
-        log = served._server.log if served._server is not None else None  # type: ignore[attr-defined]
-    text = log.read_text(errors="replace") if log is not None else ""
-    buffers = sum(float(m) for m in re.findall(r"buffer size =\s+([0-9.]+) MiB", text))
     return {"decode_tokens_per_s": 1000.0 / perf.decode_ms_per_token_p50, "batch1_tokens_per_s": perf.tokens_per_s["1"],
             "prefill_ms_p50": perf.prefill_ms_p50, "peak_rss_bytes": perf.peak_memory_bytes,
-            "llama_buffers_bytes": buffers * 2**20}
+            "llama_buffers_bytes": runtime_accounting(artifact, threads, work) * 2**20}
+
+
+def runtime_accounting(artifact: Path, threads: int, work: Path) -> float:
+    """llama.cpp's own memory accounting for the same file and arguments, MiB: the buffer sizes a
+    llama-server started at verbosity 4 logs (model, repacked weights, output, KV cache, compute)."""
+    from gate.quantize.llamacpp import find_llama_cpp
+    from gate.serve.llama_perplexity import tool_env
+    from gate.serve.process import ServerProcess
+
+    tool = find_llama_cpp(("llama-server",)).tool("llama-server")
+    log = work / "accounting.log"
+    with ServerProcess(name="llama-server", log=log, env=tool_env(), start_timeout_s=300,
+                       command=lambda port: [str(tool), "-m", str(artifact), "--host", "127.0.0.1", "--port",
+                                             str(port), "-t", str(threads), "-c", "2048", "--parallel", "1",
+                                             "-lv", "4"]):
+        pass
+    return sum(float(m) for m in re.findall(r"buffer size =\s+([0-9.]+) MiB", log.read_text(errors="replace")))
 
 
 def llama_bench(artifact: Path, threads: int, decode: int) -> float | None:
