@@ -23,8 +23,8 @@ LLAMA_CPP_VERSION = "0.3.36"
 """The ``llama-cpp-python`` sdist whose vendored llama.cpp tree is built (``scripts/build-llama-cpp.sh``)."""
 ENV_VAR = "QUANT_GATE_LLAMA_CPP_DIR"
 BUILD_SCRIPT = "scripts/build-llama-cpp.sh"
-TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-server")
-"""What the script builds (``llama-server`` is the serving runtime's)."""
+TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-server", "llama-bench")
+"""What the script builds (``llama-server`` and ``llama-bench`` are the serving runtime's)."""
 QUANTIZE_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity")
 """What the GGUF backend and its checks run."""
 LOG_TAIL_LINES = 12
@@ -67,7 +67,7 @@ def build_dir() -> Path:
 def find_llama_cpp(needed: Sequence[str] = QUANTIZE_TOOLS) -> LlamaCpp:
     """The build with every ``needed`` tool and the converter, or a ``BackendError`` naming the fix."""
     root = build_dir()
-    hint = (f"run {BUILD_SCRIPT} (builds llama.cpp {LLAMA_CPP_VERSION} once, ~20-40 min on 2 cores, then cached), "
+    hint = (f"run {BUILD_SCRIPT} (builds llama.cpp {LLAMA_CPP_VERSION} once, ~20-80 min on 2 cores, then cached), "
             f"or point {ENV_VAR} at a finished build")
     manifest_path = root / "manifest.json"
     try:

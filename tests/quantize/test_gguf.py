@@ -17,7 +17,7 @@ import pytest
 from gate.errors import BackendError, InputError
 from gate.quantize.gguf import DESCRIPTOR, GgufBackend, imatrix_text, tensor_overrides
 from gate.quantize.interface import LinearShape, ModelShape, QuantizeRequest, QuantizerInputError
-from gate.quantize.llamacpp import BUILD_SCRIPT, ENV_VAR, LLAMA_CPP_VERSION, build_dir, find_llama_cpp
+from gate.quantize.llamacpp import BUILD_SCRIPT, ENV_VAR, LLAMA_CPP_VERSION, TOOLS, build_dir, find_llama_cpp
 from tests.needs import unavailable
 from tests.quantize.helpers import make_repo
 
@@ -125,7 +125,7 @@ def test_missing_build_is_a_blocking_error_naming_the_script(tmp_path: Path, mon
         find_llama_cpp()
     assert str(info.value) == (
         f"llama.cpp tools not found: {tmp_path}/none/manifest.json does not exist\n"
-        f"  Hint: run scripts/build-llama-cpp.sh (builds llama.cpp {LLAMA_CPP_VERSION} once, ~20-40 min on 2 cores, "
+        f"  Hint: run scripts/build-llama-cpp.sh (builds llama.cpp {LLAMA_CPP_VERSION} once, ~20-80 min on 2 cores, "
         f"then cached), or point {ENV_VAR} at a finished build"
     )
     assert info.value.exit_code == 1
@@ -144,6 +144,7 @@ def test_a_build_missing_one_tool_is_refused(tmp_path: Path, monkeypatch: pytest
 def test_script_and_gate_pin_the_same_release() -> None:
     script = (REPO / BUILD_SCRIPT).read_text()
     assert f'VERSION="{LLAMA_CPP_VERSION}"' in script
+    assert f"TARGETS=({' '.join(TOOLS)})" in script  # llama-bench too (the serving runtime's benchmark)
     assert re.search(r'SHA256="[0-9a-f]{64}"', script)
     assert build_dir().name == LLAMA_CPP_VERSION or os.environ.get(ENV_VAR)
 
