@@ -10,6 +10,7 @@ merging N result files, and `select_specs` on a temporary git repository with N 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import subprocess
@@ -66,6 +67,25 @@ def main() -> None:
             (d / f"{r.spec.name}.json").write_text(render([r], ReportFormat.json), encoding="utf-8")
         seconds = timed(lambda: merge_results(load_results([d])), repeats=3)
         print(f"\nLoad + merge {n} result files: {seconds * 1000:.0f} ms")
+        # The same results as schema 1 wrote them (a v1 run saved before the typed contract, renamed
+        # per spec), side by side with the v2 files above: what upgrading on reading costs.
+        v1 = json.loads((ROOT / "tests" / "report" / "data" / "v1" / "run-rtn2-fail.json").read_text(encoding="utf-8"))
+        d1 = Path(tmp) / "results-v1"
+        d1.mkdir()
+        for i in range(n):
+            one = {**v1, "spec": {**v1["spec"], "path": f"models/m{i:04}.yaml", "name": f"m{i:04}"}}
+            (d1 / f"m{i:04}.json").write_text(json.dumps(one), encoding="utf-8")
+        (v2_one,) = load_results([d1 / "m0000.json"])
+        d2 = Path(tmp) / "results-v2"
+        d2.mkdir()
+        for i in range(n):
+            spec = v2_one.spec.model_copy(update={"path": f"models/m{i:04}.yaml", "name": f"m{i:04}"})
+            (d2 / f"m{i:04}.json").write_text(render([v2_one.model_copy(update={"spec": spec})], ReportFormat.json),
+                                              encoding="utf-8")
+        v1_s = timed(lambda: load_results([d1]), repeats=3)
+        v2_s = timed(lambda: load_results([d2]), repeats=3)
+        print(f"Load {n} real run results (weights, plan, 6 criteria): schema 1 (upgraded) {v1_s * 1000:.0f} ms, "
+              f"schema 2 {v2_s * 1000:.0f} ms, ratio {v1_s / v2_s:.2f}")
 
         repo = make_repo(Path(tmp))
         for i in range(n):
