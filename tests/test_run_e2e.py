@@ -148,7 +148,8 @@ def test_undersized_eval_set_is_refused_before_any_model_runs(
     ]
     assert {s.stage: s.status for s in result.stages}["quantize"] == "skipped"
     assert "evaluate-baseline" not in {s.stage for s in result.stages}
-    assert not (repo / ".gate" / "cache").exists()
+    cache = repo / ".gate" / "cache"  # nothing converted, quantized or evaluated: only gate check's power numbers
+    assert sorted(p.name for p in cache.iterdir()) == ["check-power"]
 
 
 def test_static_block_stops_before_quantization(trained_tiny_llama_dir: Path, tmp_path: Path) -> None:
