@@ -2,9 +2,10 @@
 
 The floors are listed once, here (``FLOORS``, bottom first); the README's architecture section
 lists the same floors in the same order (a test below checks it). A floor holds units: a package
-(``gate.policy``), a module (``gate.errors``) or a module inside a package that sits lower than
-the rest of its package (``gate.quantize.registry``: the spec's JSON Schema enum reads it); a
-module belongs to the longest unit that names it.
+(``gate.policy``: it and every module in it), a module (``gate.errors``), a module inside a
+package that sits lower than the rest of its package (``gate.quantize.registry``: the spec's JSON
+Schema enum reads it), or a package's ``__init__`` alone (``=gate.serve``); a module belongs to the
+unit that names it exactly, else to the longest package unit it is inside.
 
 What counts (read with the standard library's ``ast``, nothing imported):
 
@@ -29,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 GATE = ROOT / "gate"
 
 FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("gate", "gate.errors", "gate.suggest", "gate.frozen", "gate.options", "gate.cache",
+    ("foundation", ("=gate", "gate.errors", "gate.suggest", "gate.frozen", "gate.options", "gate.cache",
                     "gate.runtime", "gate.envs", "gate.report.progress")),
     ("descriptors", ("gate.quantize.descriptor", "gate.quantize.registry", "gate.quantize.interface",
-                     "gate.plan.kernels", "gate.serve", "gate.serve.interface")),
+                     "gate.plan.kernels", "=gate.serve", "gate.serve.interface")),
     ("spec", ("gate.spec",)),
     ("weights", ("gate.weights",)),
     ("plan", ("gate.plan",)),
@@ -40,9 +41,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("quantize", ("gate.quantize",)),
     ("verdict", ("gate.verdict",)),
     ("evaluate", ("gate.evaluate",)),
-    ("serve", ("gate.serve.process", "gate.serve.transformers", "gate.serve.llama_cpp",
-               "gate.serve.llama_perplexity", "gate.serve.llama_tasks", "gate.serve.vllm",
-               "gate.serve.vllm_tasks")),
+    ("serve", ("gate.serve",)),
     ("session", ("gate.evaluate.session",)),
     ("policy", ("gate.policy",)),
     ("ci", ("gate.ci", "gate.onboard")),
@@ -131,13 +130,20 @@ def imports(known: dict[str, Path]) -> list[Import]:
 
 
 def floor_of(module: str) -> tuple[int, str]:
-    """(floor index, unit) of a module: the longest unit naming it or a package above it."""
+    """(floor index, unit) of a module: the unit naming it exactly (``=pkg`` or a module), else
+    the longest package unit it is inside."""
     best: tuple[int, int, str] | None = None
     for index, (_name, units) in enumerate(FLOORS):
         for unit in units:
-            names_it = module == unit or (unit != "gate" and module.startswith(unit + "."))
-            if names_it and (best is None or len(unit) > best[1]):
-                best = (index, len(unit), unit)
+            name = unit.removeprefix("=")
+            if module == name:
+                rank = 10_000  # an exact name beats any package around it
+            elif not unit.startswith("=") and module.startswith(name + "."):
+                rank = len(name)
+            else:
+                continue
+            if best is None or rank > best[1]:
+                best = (index, rank, unit)
     if best is None:
         raise KeyError(module)
     return best[0], best[2]
@@ -160,7 +166,7 @@ def test_every_module_has_a_floor() -> None:
 def test_every_unit_exists() -> None:
     units = [unit for _name, floor in FLOORS for unit in floor]
     assert len(units) == len(set(units))
-    assert [u for u in units if not any(m == u or m.startswith(u + ".") for m in KNOWN)] == []
+    assert [u for u in units if not any(m == u.removeprefix("=") or m.startswith(u + ".") for m in KNOWN)] == []
 
 
 def upward(edges: list[Import]) -> list[str]:
@@ -179,11 +185,13 @@ def test_no_import_runs_upward() -> None:
 
 def test_a_unit_inside_a_package_has_its_own_floor() -> None:
     names = [name for name, _units in FLOORS]
-    assert FLOORS[floor_of("gate.serve")[0]][0] == "descriptors"
-    assert FLOORS[floor_of("gate.serve.vllm")[0]][0] == "serve"
+    assert floor_of("gate.serve") == (names.index("descriptors"), "=gate.serve")
+    assert floor_of("gate.serve.interface") == (names.index("descriptors"), "gate.serve.interface")
+    assert floor_of("gate.serve.a_new_runtime") == (names.index("serve"), "gate.serve")
     assert floor_of("gate.evaluate.session") == (names.index("session"), "gate.evaluate.session")
     assert floor_of("gate.evaluate.fidelity") == (names.index("evaluate"), "gate.evaluate")
-    assert floor_of("gate") == (0, "gate")
+    assert floor_of("gate") == (0, "=gate")
+    assert floor_of("gate.quantize.awq") == (names.index("quantize"), "gate.quantize")
     lazy_up = Import("gate.verdict.decide", "gate.pipeline.exit", GATE / "verdict" / "decide.py", 7, True)
     assert upward([lazy_up]) == [
         "gate/verdict/decide.py:7: gate.verdict.decide imports gate.pipeline.exit (lazy): floor verdict -> pipeline"]
