@@ -4,6 +4,7 @@ The schema 1 files under ``tests/report/data/v1/`` were written by the gate befo
 contract existed (commit 72dc11e): a ``gate check --format json`` of ``models/smollm2-135m.yaml``,
 a real ``gate run`` of a 2-bit RTN quantization of the tiny Llama, and the report samples.
 """
+# ruff: noqa: RUF001  (exact report text: real minus signs and times signs are the point)
 
 from __future__ import annotations
 
