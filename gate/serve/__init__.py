@@ -170,14 +170,26 @@ class ServingSession:
                                              identity=identity, eval_batch_size=self.eval_batch_size, seed=self.seed))
 
     def cache_identity(self) -> dict[str, str]:
-        """What baseline results depend on besides the library stack (part of their cache keys)."""
+        """What baseline results depend on besides the library stack (part of their cache keys):
+        the runtime, its version and arguments, and the gate's serving code (how scores are read
+        from the runtime changes what they mean)."""
         return {"serving": self.plan.runtime, "serving_version": self.version.version,
-                "serving_args": json.dumps(self.plan.args.key(), sort_keys=True)}
+                "serving_args": json.dumps(self.plan.args.key(), sort_keys=True), "serving_code": serving_code()}
 
     def record(self, dtype: str | None = None) -> dict[str, object]:
         """The result's ``runtime.serving`` section (``gate.result.ServingRuntime`` fields)."""
         args = {k: v for k, v in self.plan.args.key().items() if v is not None}
         return {"name": self.plan.runtime, "version": self.version.version, "args": args, "dtype": dtype}
+
+
+def serving_code() -> str:
+    """sha256 over the sources of ``gate/serve/`` (part of baseline cache keys)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def start_session(spec: ModelSpec, kind: HardwareKind | None, *, work_dir: Path, cache_dir: Path, device: str,

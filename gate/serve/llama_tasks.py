@@ -144,8 +144,8 @@ def fidelity_result(model: LlamaServedModel, reference: LlamaReference, settings
         tokens=sum(r.positions for r in runs), confidence=settings.confidence,
         kl_mean=finite(kl.mean), kl_ci_low=finite(kl.low), kl_ci_high=finite(kl.high),
         flip_rate=fl.mean, flip_ci_low=fl.low, flip_ci_high=fl.high, top_k=0, tail_mass_mean=0.0,
-        method=f"llama-perplexity --kl-divergence per document (full-vocabulary KL and top-1 agreement, llama.cpp's "
-               f"own figures; log-probabilities below the top one minus 16 nats dropped, as llama.cpp does); one-sided "
-               f"{level:g}% bounds over documents", max_kl=max_kl, max_flip_rate=max_flip_rate,
+        method=f"llama-perplexity --kl-divergence per document: full-vocabulary KL and top-1 agreement from both "
+               f"models' --kl-divergence-base log-probabilities (llama.cpp's formula: baseline log-probabilities "
+               f"more than 16 nats below the top one dropped); one-sided {level:g}% bounds over documents", max_kl=max_kl, max_flip_rate=max_flip_rate,
         passed=None if outcome in (None, "inconclusive") else outcome == "pass", outcome=outcome, reasons=reasons,
         kl_outcome=kl_outcome, flip_outcome=flip_outcome, undecided=kl.undecided or fl.undecided)
