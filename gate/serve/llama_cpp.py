@@ -326,7 +326,7 @@ class LlamaServedModel(ServedModel):
             if covered >= settings.tokens:
                 break
         runs = run_documents(self.gguf, chosen, counts, 2 * settings.window, work=self.work, threads=self.threads,
-                             timeout_s=self.request.args.request_timeout_s, name="baseline", write_logits=True)
+                             timeout_s=self.request.args.request_timeout_s, name="baseline")
         return LlamaReference(texts_digest(loaded), tuple(chosen), tuple(counts), tuple(runs))
 
     def fidelity_compare(self, reference: object, settings: FidelitySettings, *, max_kl: float | None,
