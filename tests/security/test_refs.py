@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.plan.test_changes import commit, git, make_repo, spec_text, write
+from tests.ci.test_changes import commit, git, make_repo, spec_text, write
 
 GATE = str(Path(sys.executable).parent / "gate")
 

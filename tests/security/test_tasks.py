@@ -17,7 +17,7 @@ import pytest
 from gate.errors import SourceLocation
 from gate.evaluate.interface import TaskError
 from gate.evaluate.suites import materialize, resolve_task
-from tests.plan.test_changes import TASK, commit, make_repo, spec_text, write
+from tests.ci.test_changes import TASK, commit, make_repo, spec_text, write
 
 GATE = [str(Path(sys.executable).parent / "gate")]
 DEADLINE_S = 60
