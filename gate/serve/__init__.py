@@ -103,7 +103,7 @@ def get_runtime(name: str) -> Runtime:
 
 
 @dataclass(frozen=True)
-class ServingPlan:
+class ServingChoice:
     """The runtime a spec is judged in and its resolved arguments."""
 
     runtime: str
@@ -121,7 +121,7 @@ def format_family(fmt: str) -> str | None:
     return info.family if info else None
 
 
-def serving_plan(spec: ModelSpec, kind: HardwareKind | None) -> ServingPlan:
+def choose_serving(spec: ModelSpec, kind: HardwareKind | None) -> ServingChoice:
     """``spec.serving`` over the runtime's defaults for the target's hardware kind and the format."""
     fmt = spec.quantization.format if spec.quantization else ""
     serving = spec.serving
@@ -145,7 +145,7 @@ def serving_plan(spec: ModelSpec, kind: HardwareKind | None) -> ServingPlan:
         start_timeout_s=float(pick("start_timeout_s", 600.0)),  # type: ignore[arg-type]
         request_timeout_s=float(pick("request_timeout_s", 600.0)),  # type: ignore[arg-type]
     )
-    return ServingPlan(runtime=name, declared=serving is not None, version=serving.version if serving else None,
+    return ServingChoice(runtime=name, declared=serving is not None, version=serving.version if serving else None,
                        args=args)
 
 
@@ -154,7 +154,7 @@ class ServingSession:
     """One run's serving runtime: checked once, then opened for the baseline and for the candidate
     (never both at once), with the same runtime and arguments for both."""
 
-    plan: ServingPlan
+    choice: ServingChoice
     runtime: Runtime
     version: RuntimeVersion
     work_dir: Path
@@ -165,7 +165,7 @@ class ServingSession:
     seed: int = 0
 
     def open(self, model_dir: Path, role: Role, identity: str = "") -> AbstractContextManager[ServedModel]:
-        return self.runtime.open(OpenRequest(model_dir=model_dir, role=role, args=self.plan.args,
+        return self.runtime.open(OpenRequest(model_dir=model_dir, role=role, args=self.choice.args,
                                              work_dir=self.work_dir, device=self.device, cache_dir=self.cache_dir,
                                              identity=identity, eval_batch_size=self.eval_batch_size, seed=self.seed))
 
@@ -173,13 +173,13 @@ class ServingSession:
         """What baseline results depend on besides the library stack (part of their cache keys):
         the runtime, its version and arguments, and the gate's serving code (how scores are read
         from the runtime changes what they mean)."""
-        return {"serving": self.plan.runtime, "serving_version": self.version.version,
-                "serving_args": json.dumps(self.plan.args.key(), sort_keys=True), "serving_code": serving_code()}
+        return {"serving": self.choice.runtime, "serving_version": self.version.version,
+                "serving_args": json.dumps(self.choice.args.key(), sort_keys=True), "serving_code": serving_code()}
 
     def record(self, dtype: str | None = None) -> dict[str, object]:
         """The result's ``runtime.serving`` section (``gate.result.ServingRuntime`` fields)."""
-        args = {k: v for k, v in self.plan.args.key().items() if v is not None}
-        return {"name": self.plan.runtime, "version": self.version.version, "args": args, "dtype": dtype}
+        args = {k: v for k, v in self.choice.args.key().items() if v is not None}
+        return {"name": self.choice.runtime, "version": self.version.version, "args": args, "dtype": dtype}
 
 
 def serving_code() -> str:
@@ -195,11 +195,11 @@ def serving_code() -> str:
 def start_session(spec: ModelSpec, kind: HardwareKind | None, *, work_dir: Path, cache_dir: Path, device: str,
                   eval_batch_size: int = 8, seed: int = 0) -> ServingSession:
     """Resolve the spec's runtime and check it is installed at an acceptable version."""
-    plan = serving_plan(spec, kind)
-    runtime = get_runtime(plan.runtime)
-    version = runtime.check_version(plan.version)
+    choice = choose_serving(spec, kind)
+    runtime = get_runtime(choice.runtime)
+    version = runtime.check_version(choice.version)
     work_dir.mkdir(parents=True, exist_ok=True)
-    return ServingSession(plan=plan, runtime=runtime, version=version, work_dir=work_dir, cache_dir=cache_dir,
+    return ServingSession(choice=choice, runtime=runtime, version=version, work_dir=work_dir, cache_dir=cache_dir,
                           device=device, eval_batch_size=eval_batch_size, seed=seed)
 
 
@@ -214,4 +214,4 @@ def installed_serving(name: str | None) -> dict[str, str]:
     return {"serving": name, "serving_version": version}
 
 
-__all__ = ["DESCRIPTORS", "RUNTIMES", "ServingArgs", "ServingPlan", "ServingSession", "default_args", "default_runtime", "descriptor", "format_family", "get_runtime", "installed_serving", "serving_plan", "start_session"]
+__all__ = ["DESCRIPTORS", "RUNTIMES", "ServingArgs", "ServingChoice", "ServingSession", "choose_serving", "default_args", "default_runtime", "descriptor", "format_family", "get_runtime", "installed_serving", "start_session"]

@@ -58,16 +58,16 @@ def test_default_runtime_follows_format_and_hardware(kind: str, fmt: str, runtim
     assert default_runtime(kind, fmt, format_family(fmt)) == runtime  # type: ignore[arg-type]
 
 
-def test_serving_plan_takes_spec_values_over_runtime_and_target_defaults(tmp_path: Path) -> None:
-    from gate.serve import serving_plan
+def test_choose_serving_takes_spec_values_over_runtime_and_target_defaults(tmp_path: Path) -> None:
+    from gate.serve import choose_serving
 
     body = ("constraint: {kind: memory, statement: s, target: {hardware: cpu-x86-avx2, context: 4096, batch: 2}}\n"
             "quantization: {method: gguf, bits: 4, group_size: -1, format: gguf-q4_k_m}\n")
-    default = serving_plan(_spec(tmp_path, body), "cpu")  # type: ignore[arg-type]
+    default = choose_serving(_spec(tmp_path, body), "cpu")  # type: ignore[arg-type]
     assert (default.runtime, default.declared, default.version) == ("llama-cpp", False, None)
     assert (default.args.max_context, default.args.batch, default.args.kv_cache_dtype, default.args.threads) == (
         4096, 2, "f16", None)
-    declared = serving_plan(_spec(tmp_path, body + "serving: {runtime: llama-cpp, version: '>=0.3', "
+    declared = choose_serving(_spec(tmp_path, body + "serving: {runtime: llama-cpp, version: '>=0.3', "
                                   "args: {threads: 1, max_context: 512, kv_cache_dtype: q8_0}}\n"), "cpu")  # type: ignore[arg-type]
     assert (declared.declared, declared.version) == (True, ">=0.3")
     assert (declared.args.max_context, declared.args.kv_cache_dtype, declared.args.threads) == (512, "q8_0", 1)
