@@ -40,7 +40,9 @@ def cold_run(cache: Path) -> dict[str, object]:
                            "--cache-dir", str(cache), "--out", str(out), "--format", "json"],
                           cwd=REPO, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
-    result = json.loads(out.read_text()) if out.is_file() else {}
+    if not out.is_file():
+        raise SystemExit(f"gate run wrote no result (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    result = json.loads(out.read_text())
     verdict = result.get("verdict", {})
     return {"seconds": round(seconds, 1), "exit_code": proc.returncode, "decision": verdict.get("decision"),
             "reasons": verdict.get("reasons", [])[:4], "stages": [(s["stage"], round(s["seconds"], 1))

@@ -130,3 +130,7 @@ def _silence_stdout() -> None:
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":  # ``python -m gate.cli`` (benchmarks run the gate as a fresh process this way)
+    entry()
