@@ -50,10 +50,25 @@ def _run(root: Path, model: Path, spec: str) -> Any:
     return run_gate(path, options, load_policy_set(StaticOptions(repo_root=root)))
 
 
-def _survivors() -> list[str]:
+@pytest.fixture(autouse=True)
+def _children_before() -> None:
+    """The test process's children before the test (pools other tests in the same session left
+    alive, e.g. ``python3`` workers): only processes the run itself started count as survivors."""
+    global _BEFORE
+    _BEFORE = {p.pid for p in _children()}
+
+
+_BEFORE: set[int] = set()
+
+
+def _children() -> list[Any]:
     import psutil
 
-    return [p.name() for p in psutil.Process().children(recursive=True) if p.is_running()]
+    return [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+
+
+def _survivors() -> list[str]:
+    return [p.name() for p in _children() if p.pid not in _BEFORE]
 
 
 def test_both_models_are_judged_inside_llama_cpp(tmp_path: Path, spm_model: Path) -> None:
