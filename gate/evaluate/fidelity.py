@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,31 @@ def compare(
 ) -> FidelityResult:
     """KL and flip rate of ``model`` against the baseline reference, with bounds and the spec's limits."""
     kls, flips, tail = position_scores(reference, model, device)
+    return judged_result(
+        kls, flips, settings, texts_sha256=reference.texts_sha256, documents=len(reference.token_ids),
+        tokens=reference.positions, top_k=settings.top_k, tail_mass_mean=tail,
+        method=lambda level: f"top-{settings.top_k} + tail bucket KL; one-sided {level:g}% bounds over documents "
+        f"(skewness-corrected t on the per-document ratio estimator, at least {MIN_DOCUMENTS} documents)",
+        max_kl=max_kl, max_flip_rate=max_flip_rate)
+
+
+def judged_result(
+    kls: list[np.ndarray],
+    flips: list[np.ndarray],
+    settings: FidelitySettings,
+    *,
+    texts_sha256: str,
+    documents: int,
+    tokens: int,
+    top_k: int,
+    tail_mass_mean: float,
+    method: Callable[[float], str],
+    max_kl: float | None,
+    max_flip_rate: float | None,
+) -> FidelityResult:
+    """The fidelity result of per-position KL and flip values grouped by document, however a runtime
+    measured them (in process, llama.cpp's log-probability files, vLLM's prompt logprobs): cluster
+    bounds over documents, each judged against its limit; ``method(level)`` describes the measurement."""
     kl = cluster_bound(kls, confidence=settings.confidence)
     fl = cluster_bound(flips, confidence=settings.confidence)
     level = round(settings.confidence * 100, 1)
@@ -259,16 +285,15 @@ def compare(
         outcome = "fail" if "fail" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
     return FidelityResult(
         texts=settings.texts_name,
-        texts_sha256=reference.texts_sha256,
-        documents=len(reference.token_ids),
-        tokens=reference.positions,
+        texts_sha256=texts_sha256,
+        documents=documents,
+        tokens=tokens,
         confidence=settings.confidence,
         kl_mean=_finite(kl.mean), kl_ci_low=_finite(kl.low), kl_ci_high=_finite(kl.high),
         flip_rate=fl.mean, flip_ci_low=fl.low, flip_ci_high=fl.high,
-        top_k=settings.top_k,
-        tail_mass_mean=tail,
-        method=f"top-{settings.top_k} + tail bucket KL; one-sided {level:g}% bounds over documents "
-        f"(skewness-corrected t on the per-document ratio estimator, at least {MIN_DOCUMENTS} documents)",
+        top_k=top_k,
+        tail_mass_mean=tail_mass_mean,
+        method=method(level),
         max_kl=max_kl,
         max_flip_rate=max_flip_rate,
         passed=None if outcome in (None, "inconclusive") else outcome == "pass",

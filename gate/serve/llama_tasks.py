@@ -23,7 +23,7 @@ from gate.serve.interface import ServeError
 if TYPE_CHECKING:
     from gate.evaluate.fidelity import FidelitySettings
     from gate.evaluate.harness import MetricRequest
-    from gate.evaluate.interface import FidelityOutcome, FidelityResult, TaskScores
+    from gate.evaluate.interface import FidelityResult, TaskScores
     from gate.evaluate.suites import TaskSource
     from gate.serve.llama_cpp import LlamaReference, LlamaServedModel
 
@@ -117,9 +117,7 @@ def fidelity_result(model: LlamaServedModel, reference: LlamaReference, settings
                     max_kl: float | None, max_flip_rate: float | None) -> FidelityResult:
     import numpy as np
 
-    from gate.evaluate.fidelity import _finite as finite
-    from gate.evaluate.fidelity import cluster_bound, judge
-    from gate.evaluate.interface import FidelityResult
+    from gate.evaluate.fidelity import judged_result
     from gate.serve.llama_perplexity import run_documents
 
     runs = run_documents(model.gguf, reference.texts, reference.tokens, 2 * settings.window, work=model.work,
@@ -129,23 +127,10 @@ def fidelity_result(model: LlamaServedModel, reference: LlamaReference, settings
     # document's constant array with the same sum and length gives the same ratio estimator.
     kls = [np.full(r.positions, (r.kl_sum or 0.0) / r.positions) for r in runs]
     flips = [np.full(r.positions, (r.flips or 0) / r.positions) for r in runs]
-    kl = cluster_bound(kls, confidence=settings.confidence)
-    fl = cluster_bound(flips, confidence=settings.confidence)
-    level = round(settings.confidence * 100, 1)
-    (kl_outcome, kl_reason), (flip_outcome, flip_reason) = (
-        judge("KL", "nats/token", kl, "max_kl", max_kl, level, ".4f"),
-        judge("top-1 flip rate", "", fl, "max_flip_rate", max_flip_rate, level, ".3f"))
-    decided = [o for o in (kl_outcome, flip_outcome) if o is not None]
-    outcome: FidelityOutcome | None = None if not decided else "fail" if "fail" in decided else "inconclusive" if "inconclusive" in decided \
-        else "pass"
-    reasons = [r for r in (kl_reason, flip_reason) if r]
-    return FidelityResult(
-        texts=settings.texts_name, texts_sha256=reference.texts_sha256, documents=len(runs),
-        tokens=sum(r.positions for r in runs), confidence=settings.confidence,
-        kl_mean=finite(kl.mean), kl_ci_low=finite(kl.low), kl_ci_high=finite(kl.high),
-        flip_rate=fl.mean, flip_ci_low=fl.low, flip_ci_high=fl.high, top_k=0, tail_mass_mean=0.0,
-        method=f"llama-perplexity --kl-divergence per document: full-vocabulary KL and top-1 agreement from both "
-               f"models' --kl-divergence-base log-probabilities (llama.cpp's formula: baseline log-probabilities "
-               f"more than 16 nats below the top one dropped); one-sided {level:g}% bounds over documents", max_kl=max_kl, max_flip_rate=max_flip_rate,
-        passed=None if outcome in (None, "inconclusive") else outcome == "pass", outcome=outcome, reasons=reasons,
-        kl_outcome=kl_outcome, flip_outcome=flip_outcome, undecided=kl.undecided or fl.undecided)
+    return judged_result(
+        kls, flips, settings, texts_sha256=reference.texts_sha256, documents=len(runs),
+        tokens=sum(r.positions for r in runs), top_k=0, tail_mass_mean=0.0,
+        method=lambda level: f"llama-perplexity --kl-divergence per document: full-vocabulary KL and top-1 agreement "
+        f"from both models' --kl-divergence-base log-probabilities (llama.cpp's formula: baseline log-probabilities "
+        f"more than 16 nats below the top one dropped); one-sided {level:g}% bounds over documents",
+        max_kl=max_kl, max_flip_rate=max_flip_rate)

@@ -154,9 +154,7 @@ def position_scores(reference: FidelityReference, topk: Sequence[Sequence[Mappin
 def compare(model: VllmServedModel, reference: FidelityReference, settings: FidelitySettings, *,
             max_kl: float | None, max_flip_rate: float | None) -> FidelityResult:
     """Candidate side: KL (lower bound, see the module docstring) and flips against the baseline's reference."""
-    from gate.evaluate.fidelity import _finite as finite
-    from gate.evaluate.fidelity import cluster_bound, judge
-    from gate.evaluate.interface import FidelityOutcome, FidelityResult
+    from gate.evaluate.fidelity import judged_result
     from gate.report.progress import report
 
     k = min(settings.top_k, model.max_logprobs)
@@ -165,28 +163,13 @@ def compare(model: VllmServedModel, reference: FidelityReference, settings: Fide
         topk.append(model.prompt_topk([int(t) for t in ids], k))
         report("fidelity (vllm prompt logprobs)", n + 1, len(reference.token_ids))
     kls, flips, bucket = position_scores(reference, topk)
-    kl = cluster_bound(kls, confidence=settings.confidence)
-    fl = cluster_bound(flips, confidence=settings.confidence)
-    level = round(settings.confidence * 100, 1)
-    (kl_outcome, kl_reason), (flip_outcome, flip_reason) = (
-        judge("KL", "nats/token", kl, "max_kl", max_kl, level, ".4f"),
-        judge("top-1 flip rate", "", fl, "max_flip_rate", max_flip_rate, level, ".3f"))
-    decided = [o for o in (kl_outcome, flip_outcome) if o is not None]
-    outcome: FidelityOutcome | None = None
-    if decided:
-        outcome = "fail" if "fail" in decided else "inconclusive" if "inconclusive" in decided else "pass"
-    return FidelityResult(
-        texts=settings.texts_name, texts_sha256=reference.texts_sha256, documents=len(kls),
-        tokens=reference.positions, confidence=settings.confidence,
-        kl_mean=finite(kl.mean), kl_ci_low=finite(kl.low), kl_ci_high=finite(kl.high),
-        flip_rate=fl.mean, flip_ci_low=fl.low, flip_ci_high=fl.high, top_k=k, tail_mass_mean=bucket,
-        method=f"vLLM prompt_logprobs top-{k} of both models: KL on the shared top-k tokens + one bucket (a lower "
-               f"bound of the full KL; gap <= bucket mass x KL inside it), exact top-1 flips; one-sided {level:g}% "
-               "bounds over documents",
-        max_kl=max_kl, max_flip_rate=max_flip_rate,
-        passed=None if outcome in (None, "inconclusive") else outcome == "pass", outcome=outcome,
-        reasons=[r for r in (kl_reason, flip_reason) if r], kl_outcome=kl_outcome, flip_outcome=flip_outcome,
-        undecided=kl.undecided or fl.undecided)
+    return judged_result(
+        kls, flips, settings, texts_sha256=reference.texts_sha256, documents=len(kls), tokens=reference.positions,
+        top_k=k, tail_mass_mean=bucket,
+        method=lambda level: f"vLLM prompt_logprobs top-{k} of both models: KL on the shared top-k tokens + one bucket "
+        f"(a lower bound of the full KL; gap <= bucket mass x KL inside it), exact top-1 flips; one-sided {level:g}% "
+        "bounds over documents",
+        max_kl=max_kl, max_flip_rate=max_flip_rate)
 
 
 BENCH = """import sys
