@@ -46,13 +46,7 @@ for defaults: the first runtime whose ``default_for`` matches is the default, so
 def _load_descriptors() -> dict[str, RuntimeDescriptor]:
     found: dict[str, RuntimeDescriptor] = {}
     for name in RUNTIME_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # a runtime module not written yet; every other import error is a bug
-                continue
-            raise
-        descriptor = module.DESCRIPTOR
+        descriptor = importlib.import_module(name).DESCRIPTOR
         if not isinstance(descriptor, RuntimeDescriptor):
             raise TypeError(f"{name}.DESCRIPTOR is not a RuntimeDescriptor")
         if descriptor.name in found:
