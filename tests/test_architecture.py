@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GATE = ROOT / "gate"
 
 FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("=gate", "gate.errors", "gate.suggest", "gate.frozen", "gate.options", "gate.cache",
+    ("foundation", ("=gate", "gate.errors", "gate.suggest", "gate.descriptors", "gate.frozen", "gate.options", "gate.cache",
                     "gate.runtime", "gate.envs", "gate.report.progress")),
     ("descriptors", ("gate.quantize.descriptor", "gate.quantize.registry", "gate.quantize.interface",
                      "gate.plan.kernels", "=gate.serve", "gate.serve.interface")),

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING
 
+from gate.descriptors import load_descriptors
 from gate.errors import InputError, MissingExtraError
 from gate.quantize.descriptor import BackendDescriptor
 from gate.suggest import unknown_choice_message
@@ -29,19 +30,7 @@ BACKEND_MODULES: tuple[str, ...] = (
 """Modules defining a ``DESCRIPTOR``; adding a backend is adding its module here."""
 
 
-def _load_descriptors() -> dict[str, BackendDescriptor]:
-    found: dict[str, BackendDescriptor] = {}
-    for name in BACKEND_MODULES:
-        descriptor = importlib.import_module(name).DESCRIPTOR
-        if not isinstance(descriptor, BackendDescriptor):
-            raise TypeError(f"{name}.DESCRIPTOR is not a BackendDescriptor")
-        if descriptor.alias in found:
-            raise TypeError(f"{name}: alias {descriptor.alias!r} is already registered")
-        found[descriptor.alias] = descriptor
-    return found
-
-
-DESCRIPTORS: dict[str, BackendDescriptor] = _load_descriptors()
+DESCRIPTORS: dict[str, BackendDescriptor] = load_descriptors(BACKEND_MODULES, BackendDescriptor, lambda d: d.alias, "alias")
 """alias -> descriptor, in ``BACKEND_MODULES`` order."""
 
 METHODS: dict[str, str] = {alias: d.implementation for alias, d in DESCRIPTORS.items()}

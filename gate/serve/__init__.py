@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gate.descriptors import load_descriptors
 from gate.errors import InputError
 from gate.serve.interface import (
     HardwareKind,
@@ -43,19 +44,7 @@ for defaults: the first runtime whose ``default_for`` matches is the default, so
 (``*:*``, the fallback) comes last."""
 
 
-def _load_descriptors() -> dict[str, RuntimeDescriptor]:
-    found: dict[str, RuntimeDescriptor] = {}
-    for name in RUNTIME_MODULES:
-        descriptor = importlib.import_module(name).DESCRIPTOR
-        if not isinstance(descriptor, RuntimeDescriptor):
-            raise TypeError(f"{name}.DESCRIPTOR is not a RuntimeDescriptor")
-        if descriptor.name in found:
-            raise TypeError(f"{name}: runtime {descriptor.name!r} is already registered")
-        found[descriptor.name] = descriptor
-    return found
-
-
-DESCRIPTORS: dict[str, RuntimeDescriptor] = _load_descriptors()
+DESCRIPTORS: dict[str, RuntimeDescriptor] = load_descriptors(RUNTIME_MODULES, RuntimeDescriptor, lambda d: d.name, "runtime")
 """runtime name -> descriptor, in ``RUNTIME_MODULES`` order."""
 
 RUNTIMES: tuple[str, ...] = tuple(DESCRIPTORS)
