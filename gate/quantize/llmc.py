@@ -14,6 +14,13 @@ Formats (``quantization.format``) name the compressed-tensors scheme: ``ct-w4a16
 (weight-only int, GPTQ by default or ``options.algorithm: awq``; group size or per channel),
 ``ct-w8a8-int8`` (SmoothQuant + GPTQ, int8 weights and activations), ``ct-fp8`` (FP8 dynamic; only
 where the hardware has FP8, compute capability >= 8.9).
+
+``options.algorithm: ct-rtn`` is the data-free choice for the int formats: llm-compressor's
+``QuantizationModifier`` rounds each weight to its nearest level on min-max scales (per channel or
+per group; W8A8 adds dynamic per-token int8 activations, computed at serving time), and ``oneshot``
+runs without a calibration dataset, so no forward pass runs and no Hessian is solved. The name
+carries the ``ct-`` prefix because ``rtn`` is already the algorithm of ``method: rtn`` (the gate's
+own dequantized reference), and QG207 pins one backend per algorithm.
 """
 
 from __future__ import annotations
@@ -42,18 +49,20 @@ ENV_SCRIPT = "scripts/make-llmcompressor-env.sh"
 """The three mirror ``gate.envs.ENVS["llmcompressor"]`` (one mechanism for every isolated tool; a test checks)."""
 WORKER = Path(__file__).with_name("llmc_worker.py")
 DEFAULT_TIMEOUT_S = 7200.0
+RTN = "ct-rtn"
+"""The data-free algorithm (``QuantizationModifier``, no calibration pass)."""
 
 DESCRIPTOR = BackendDescriptor(
     alias="llmcompressor",
     implementation="gate.quantize.llmc:LlmCompressorBackend",
-    summary="llm-compressor 0.14 (GPTQ/AWQ W4A16, W8A16, SmoothQuant+GPTQ W8A8, FP8) -> compressed-tensors",
+    summary="llm-compressor 0.14 (GPTQ/AWQ W4A16, W8A16, SmoothQuant+GPTQ W8A8, data-free RTN, FP8) -> compressed-tensors",
     formats=(
         FormatSpec("ct-w4a16", (4,), "NVIDIA GPUs via vLLM (Marlin/Machete kernels); vLLM CPU (weight-only int4)",
-                   family="gptq-marlin", algorithms=("gptq", "awq")),
+                   family="gptq-marlin", algorithms=("gptq", "awq", RTN)),
         FormatSpec("ct-w8a16", (8,), "NVIDIA GPUs via vLLM (Marlin kernels); vLLM CPU (weight-only int8)",
-                   family="gptq-marlin", algorithms=("gptq",)),
+                   family="gptq-marlin", algorithms=("gptq", RTN)),
         FormatSpec("ct-w8a8-int8", (8,), "NVIDIA GPUs with int8 tensor cores (cc >= 7.5) and x86 CPUs via vLLM",
-                   algorithms=("smoothquant-gptq",)),
+                   algorithms=("smoothquant-gptq", RTN)),
         FormatSpec("ct-fp8", (8,), "NVIDIA Hopper/Ada, compute capability >= 8.9", family="fp8", algorithms=("fp8",)),
     ),
     bits=(4, 8),
@@ -97,12 +106,24 @@ class LlmCompressorBackend(Quantizer):
         if request.bits not in fmt.bits:
             raise QuantizerInputError("quantization.bits", f"{fmt.name} stores {fmt.bits[0]}-bit weights, not {request.bits}-bit",
                                       hint=f"use bits: {fmt.bits[0]}", location=where)
-        algorithm = request.options.get("algorithm", "gptq")
-        if algorithm not in ("gptq", "awq") or (algorithm == "awq" and fmt.name != "ct-w4a16"):
+        algorithm = request.options.get("algorithm")
+        if algorithm is not None and algorithm not in fmt.algorithms:
+            spelled = " (method: rtn is the gate's own reference; here the data-free algorithm is ct-rtn)" \
+                if algorithm == "rtn" else ""
             raise QuantizerInputError(
-                "quantization.options.algorithm", f"{algorithm!r} is not available for {fmt.name}",
-                hint="gptq (any weight-only format) or awq (ct-w4a16 only)", location=where,
+                "quantization.options.algorithm", f"{algorithm!r} is not available for {fmt.name}{spelled}",
+                hint=f"use one of {', '.join(fmt.algorithms)} for {fmt.name} (default {fmt.algorithms[0]}; "
+                     f"{RTN} is data-free)" if RTN in fmt.algorithms else f"{fmt.name} is computed with {fmt.algorithms[0]} only",
+                location=where,
             )
+        if algorithm == RTN:
+            given = [k for k in ("dampening", "smoothing_strength") if k in request.options]
+            if given:
+                raise QuantizerInputError(
+                    f"quantization.options.{given[0]}", f"ct-rtn solves nothing, so {given[0]} has no effect",
+                    hint=f"remove options.{given[0]}, or use the default algorithm of {fmt.name} ({fmt.algorithms[0]})",
+                    location=where,
+                )
         if fmt.name in ("ct-w8a8-int8", "ct-fp8") and request.group_size is not None:
             raise QuantizerInputError("quantization.group_size", f"{fmt.name} is per channel", hint="use group_size: -1",
                                       location=where)
@@ -141,7 +162,7 @@ class LlmCompressorBackend(Quantizer):
                 f"(at most max_seq_len {request.max_seq_len} each); GPTQ needs at least {widest.in_features}, the input "
                 f"size of {widest.name}, for a full-rank Hessian",
                 hint="add samples (calibration.samples) or raise calibration.max_seq_len, or use options.algorithm: awq "
-                     "(ct-w4a16)",
+                     "(ct-w4a16) or ct-rtn (data-free)",
                 location=request.location,
             )
 
@@ -154,16 +175,23 @@ class LlmCompressorBackend(Quantizer):
         python = find_env()
         algorithm = algorithm_of(request)
         scheme = SCHEMES[request.format]
-        worker_scheme = f"{algorithm}-{scheme}" if scheme in ("w4a16", "w8a16") else scheme
+        if algorithm == RTN:
+            worker_scheme = f"rtn-{scheme}"
+        else:
+            worker_scheme = f"{algorithm}-{scheme}" if scheme in ("w4a16", "w8a16") else scheme
         shape = read_model_shape(baseline)
         ignore = sorted({lin.name for lin in shape.linears if matches(lin.name, request.keep_full_precision)} | {"lm_head"})
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".llmc-work-", dir=out_dir.parent) as tmp:
             work = Path(tmp)
-            (work / "calibration.json").write_text(json.dumps(list(request.calibration_texts)), encoding="utf-8")
+            calibration = None  # data-free: the worker runs oneshot without a dataset
+            if algorithm != RTN:
+                calibration = work / "calibration.json"
+                calibration.write_text(json.dumps(list(request.calibration_texts)), encoding="utf-8")
             req: dict[str, Any] = {
                 "baseline": str(baseline), "out_dir": str(out_dir), "scheme": worker_scheme,
-                "group_size": request.group_size, "ignore": ignore, "calibration": str(work / "calibration.json"),
+                "group_size": request.group_size, "ignore": ignore,
+                "calibration": None if calibration is None else str(calibration),
                 "max_seq_len": request.max_seq_len, "seed": request.seed,
                 **{k: request.options[k] for k in ("dampening", "smoothing_strength") if k in request.options},
             }
@@ -192,7 +220,8 @@ class LlmCompressorBackend(Quantizer):
         if "quantization_config" not in config:
             raise BackendError("llmcompressor wrote no quantization_config into config.json")
         params = {"scheme": worker_scheme, "group_size": request.group_size, "ignore": ignore,
-                  "samples": len(request.calibration_texts), "max_seq_len": request.max_seq_len, "seed": request.seed,
+                  "samples": 0 if algorithm == RTN else len(request.calibration_texts),
+                  "max_seq_len": request.max_seq_len, "seed": request.seed,
                   "recipe": report.get("recipe"), "device": report.get("device"), "gpu": report.get("gpu"),
                   "peak_gpu_memory_mb": report.get("peak_gpu_memory_mb")}
         versions = {f"{k} (llmcompressor env)": v for k, v in dict(report.get("versions") or {}).items()}

@@ -46,6 +46,14 @@ def build_recipe(req: dict[str, Any]) -> list[Any]:
             from llmcompressor.modifiers.smoothquant import SmoothQuantModifier
         return [SmoothQuantModifier(smoothing_strength=float(req.get("smoothing_strength", 0.8))),
                 GPTQModifier(targets="Linear", scheme="W8A8", ignore=ignore)]
+    if scheme in ("rtn-w4a16", "rtn-w8a16"):
+        # Data-free: min-max scales, each weight rounded to its nearest level (no calibration pass).
+        groups = {"group_0": {"targets": ["Linear"], "weights": weights(4 if scheme == "rtn-w4a16" else 8, group)}}
+        return [QuantizationModifier(config_groups=groups, ignore=ignore)]
+    if scheme == "rtn-w8a8-int8":
+        # The W8A8 preset: int8 per-channel symmetric weights, int8 per-token dynamic activations
+        # (their scales are computed at serving time, so nothing is calibrated here).
+        return [QuantizationModifier(targets="Linear", scheme="W8A8", ignore=ignore)]
     if scheme == "fp8-dynamic":
         return [QuantizationModifier(targets="Linear", scheme="FP8_DYNAMIC", ignore=ignore)]
     raise ValueError(f"unknown scheme {scheme!r}")
@@ -82,14 +90,18 @@ def main(path: str) -> int:
         # On CUDA llm-compressor's sequential pipeline onloads each layer to the GPU; bf16 there (its
         # examples' dtype), fp32 on CPU (no fast bf16 matmul on the dev machines).
         model = AutoModelForCausalLM.from_pretrained(baseline, dtype=torch.bfloat16 if cuda else torch.float32)
-        texts = json.loads(Path(req["calibration"]).read_text(encoding="utf-8"))
-        rows = [tokenizer(t, truncation=True, max_length=int(req["max_seq_len"]), add_special_tokens=True) for t in texts]
-        data = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows],
-                                  "attention_mask": [r["attention_mask"] for r in rows]})
         cpu_without_pinning()
         recipe = build_recipe(req)
-        oneshot(model=model, dataset=data, recipe=recipe, max_seq_length=int(req["max_seq_len"]),
-                num_calibration_samples=len(rows), output_dir=None)
+        if req.get("calibration") is None:  # data-free (ct-rtn): llm-compressor's datafree pipeline
+            oneshot(model=model, recipe=recipe, output_dir=None)
+        else:
+            texts = json.loads(Path(req["calibration"]).read_text(encoding="utf-8"))
+            rows = [tokenizer(t, truncation=True, max_length=int(req["max_seq_len"]), add_special_tokens=True)
+                    for t in texts]
+            data = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows],
+                                      "attention_mask": [r["attention_mask"] for r in rows]})
+            oneshot(model=model, dataset=data, recipe=recipe, max_seq_length=int(req["max_seq_len"]),
+                    num_calibration_samples=len(rows), output_dir=None)
         model.save_pretrained(out, save_compressed=True)
         versions = {n: md.version(n) for n in ("llmcompressor", "compressed-tensors", "transformers", "torch")}
         recipe_text = (out / "recipe.yaml").read_text(encoding="utf-8") if (out / "recipe.yaml").is_file() else None

@@ -78,6 +78,7 @@ def test_gate_explain_says_which_backend_is_sanctioned_for_which_target() -> Non
         "  rtn: method: rtn, format: rtn\n"
         "  llama.cpp: method: gguf, format: gguf-q4_k_m\n"
         "  gptq: method: llmcompressor, format: ct-w4a16\n"
+        "  ct-rtn: method: llmcompressor, format: ct-w4a16, options: {algorithm: ct-rtn}\n"
         "  smoothquant-gptq: method: llmcompressor, format: ct-w8a8-int8\n"
         "  fp8: method: llmcompressor, format: ct-fp8\n"
     )
@@ -89,9 +90,9 @@ def test_gate_explain_says_which_backend_is_sanctioned_for_which_target() -> Non
     llmc = explain_text("llmcompressor").splitlines()
     assert llmc[2:4] == [
         "Status: the gate's default backend for gpu targets.",
-        "Sanctioned backend (QG207) for: gptq, awq, smoothquant-gptq, fp8, on every target unless a policy pins another",
+        "Sanctioned backend (QG207) for: gptq, awq, ct-rtn, smoothquant-gptq, fp8, on every target unless a policy pins another",
     ]
-    assert "  ct-w4a16: 4-bit (gptq or options.algorithm: awq); fast on NVIDIA GPUs via vLLM (Marlin/Machete kernels); " \
+    assert "  ct-w4a16: 4-bit (gptq or options.algorithm: awq or options.algorithm: ct-rtn); fast on NVIDIA GPUs via vLLM (Marlin/Machete kernels); " \
            "vLLM CPU (weight-only int4)" in llmc
 
 
