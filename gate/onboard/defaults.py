@@ -8,11 +8,14 @@ bounds ``gate check`` will enforce.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from gate.spec.models import Metadata, Tier
+
+if TYPE_CHECKING:
+    from gate.policy.rules.qg207_sanctioned_backend import BackendPin
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class PolicyDefaults:
     rollout_required: bool
     min_headroom: float
     sanctioned: tuple[Sanctioned, ...]
+    pins: tuple[BackendPin, ...]
+    """QG207's backend per algorithm and target, as the policies resolve it for this spec."""
     source: str
     """Where the values came from, for the spec's comments."""
 
@@ -64,6 +69,7 @@ def policy_defaults(meta: Metadata, policy_set: Any = None) -> PolicyDefaults:
     rollout, rollout_on = _resolved("QG701", policy_set, meta)
     headroom: Any = _resolved("QG604", policy_set, meta)[0]
     sanctioned: Any = _resolved("QG202", policy_set, meta)[0]
+    backends: Any = _resolved("QG207", policy_set, meta)[0]
     tier = meta.tier
     files = getattr(policy_set, "files", ())
     return PolicyDefaults(
@@ -80,5 +86,6 @@ def policy_defaults(meta: Metadata, policy_set: Any = None) -> PolicyDefaults:
         rollout_required=rollout_on and tier in rollout.tiers,  # type: ignore[attr-defined]
         min_headroom=headroom.min_headroom,
         sanctioned=tuple(Sanctioned(c.method, c.bits, c.target) for c in sanctioned.sanctioned),
+        pins=tuple(backends.pins),
         source=f"policies ({', '.join(files)})" if files else "built-in policy defaults",
     )

@@ -35,6 +35,9 @@ class Option:
     sanctioned: bool
     fast: bool
     total_bytes: int
+    algorithm: str | None = None
+    """``quantization.options.algorithm`` when the format's default algorithm is not the one chosen
+    (e.g. AWQ computed by llm-compressor into ``ct-w4a16``, whose default is GPTQ)."""
 
     @property
     def label(self) -> str:
@@ -61,6 +64,27 @@ def _format_for(method: str, hardware: Hardware, bits: int | None = None) -> tup
     return candidates[0], False
 
 
+def _pinned(method: str, bits: int, fmt: str, hardware: Hardware,
+            defaults: PolicyDefaults) -> tuple[str, str, str | None] | None:
+    """``(method, format, options.algorithm)`` computing ``method``'s algorithm in the backend QG207
+    pins for it on ``hardware`` (the same pins, so the scaffold never draws QG207's warning):
+    unchanged when ``method`` is that backend; None when the pinned backend cannot write it."""
+    from gate.policy.rules.qg207_sanctioned_backend import pin_for
+    from gate.quantize.registry import DESCRIPTORS
+
+    descriptor = DESCRIPTORS.get(method)
+    algorithm = descriptor.algorithm_of(fmt, {}) if descriptor is not None else None
+    pin = pin_for(defaults.pins, algorithm, hardware.kind) if algorithm is not None else None
+    if algorithm is None or pin is None or pin.backend == method:
+        return method, fmt, None
+    pinned = DESCRIPTORS[pin.backend]
+    offered = [f for f in pinned.formats if algorithm in f.algorithms and bits in f.bits]
+    if not offered:
+        return None
+    chosen = next((f for f in offered if hardware.has_fast_kernels(f.name)), offered[0])
+    return pin.backend, chosen.name, (algorithm if chosen.algorithms[0] != algorithm else None)
+
+
 def options_for(
     ckpt: Checkpoint, hardware: Hardware, defaults: PolicyDefaults, *, context: int, batch: int
 ) -> list[Option]:
@@ -74,13 +98,25 @@ def options_for(
         if (method, bits) in seen or not formats_of(method):
             continue  # a sanctioned method the gate cannot produce (e.g. gptq) is not offered
         fmt, fast = _format_for(method, hardware, bits)
+        pinned = _pinned(method, bits, fmt, hardware, defaults)
+        if pinned is None:
+            continue  # QG207 pins the algorithm to a backend that does not write this bit width
+        if pinned[0] != method:
+            method, fmt, algorithm = pinned
+            fast = hardware.has_fast_kernels(fmt)
+            sanctioned = any(s.method == method and s.bits == bits and s.target in ("any", hardware.kind)
+                             for s in defaults.sanctioned)
+            if (method, bits) in seen:
+                continue
+        else:
+            algorithm = None
         if sanctioned and not fast and FORMATS[fmt].method != PORTABLE_METHOD:
             continue  # sanctioned, but no kernels on this target (e.g. AWQ on a CPU)
         seen.add((method, bits))
         g = None if bits >= 8 else group
         est = estimate(ckpt, bits=bits, group_size=g, method=method, context=context, batch=batch,
                        device_kind=hardware.kind, fmt=fmt)
-        out.append(Option(method, bits, g, fmt, sanctioned, fast, est.total))
+        out.append(Option(method, bits, g, fmt, sanctioned, fast, est.total, algorithm))
     return out
 
 

@@ -158,6 +158,8 @@ def render_spec(d: SpecDraft) -> str:
     if opt.group_size is not None:
         lines.append(f"  group_size: {opt.group_size}")
     lines.append(f"  format: {opt.format}")
+    if opt.algorithm is not None:
+        lines.append(f"  options: {{algorithm: {opt.algorithm}}}  # the algorithm QG207 pins to {opt.method}")
     if opt.bits < 16:
         lines.append("  keep_full_precision: [lm_head]  # the output projection is the most quantization-sensitive layer")
     if rec.justification_needed:

@@ -38,14 +38,15 @@ def init(repo: Path, *extra: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize(("constraint", "target", "extra", "method", "bits", "group", "fmt", "why"), [
-    ("memory", "nvidia-l4", (), "awq", 4, 64, "awq-gemm",
+    ("memory", "nvidia-l4", (), "llmcompressor", 4, 64, "ct-w4a16",
      "# Why: memory-bound: lowest-bit sanctioned choice on nvidia-l4 that fits in 24 GB less 10% headroom (int4 g64, 0.50 GB)"),
     ("memory", "cpu-x86-avx2", (), "int8", 8, None, "int8-weight-only",
      "# Why: memory-bound: lowest-bit sanctioned choice on cpu-x86-avx2 that fits in 16 GB less 10% headroom (int8, 0.35 GB)"),
     ("throughput", "nvidia-l4", ("--tokens-per-s", "500"), "int8", 8, None, "int8-weight-only",
      "# Why: throughput-bound: int8-weight-only has fast kernels on nvidia-l4 (INT8 first: it beats aggressive 4-bit "
      "at serving batch sizes); 0.50 GB fits in 24 GB less 10% headroom"),
-    ("cost", "nvidia-t4", ("--hourly-cost", "0.35"), "awq", 4, 64, "awq-gemm",
+    # AWQ's pinned backend writes ct-w4a16 (Marlin kernels, compute capability >= 8.0): none on a T4 (7.5)
+    ("cost", "nvidia-t4", ("--hourly-cost", "0.35"), "int8", 8, None, "int8-weight-only",
      "# Why: cost-bound: fewest bits among sanctioned formats with fast kernels on nvidia-t4 (more sequences per "
      "device); 0.50 GB fits in 16 GB less 10% headroom"),
     ("memory", "nvidia-l4", ("--quality-sensitive",), "int8", 8, None, "int8-weight-only",
@@ -307,3 +308,46 @@ def test_a_model_with_nothing_to_quantize_gets_no_recommendation(tmp_path: Path)
                    "linear layer sits inside a decoder block; `gate init` recommends nothing for it\n"
                    "  Hint: gate a decoder-only causal LM whose blocks are named layers.N / h.N / blocks.N\n")
     assert not (tmp_path / "models").exists()
+
+
+def _qg207(repo: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    capsys.readouterr()
+    main(["check", str(repo / "models/tiny.yaml"), "--repo-root", str(repo), "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+    results = result if isinstance(result, list) else result.get("results", [result])
+    return [f["message"] for r in results for f in r["findings"] if f["rule_id"] == "QG207"]
+
+
+@pytest.mark.parametrize("target", load_catalog().names())
+@pytest.mark.parametrize(("constraint", "extra"), [("memory", ()), ("throughput", ("--tokens-per-s", "500")),
+                                                   ("cost", ("--hourly-cost", "0.35"))])
+def test_every_target_scaffold_is_clean_of_qg207(repo: Path, capsys: pytest.CaptureFixture[str], target: str,
+                                                 constraint: str, extra: Sequence[str]) -> None:
+    """The recommender reads QG207's pins: whatever init writes, gate check has no backend warning."""
+    code, _, err = init(repo, "--name", "tiny", "--constraint", constraint, "--target", target, "--owner", "team-t",
+                        "--force", *extra)
+    assert (code, err) == (0, "")
+    assert _qg207(repo, capsys) == []
+
+
+def test_gpu_awq_is_recommended_in_the_pinned_backend(repo: Path) -> None:
+    code, _, _ = init(repo, "--name", "tiny", "--constraint", "memory", "--target", "nvidia-l4", "--owner", "team-t")
+    assert code == 0
+    q = load_spec(repo / "models/tiny.yaml").spec.quantization
+    assert q is not None and (q.method, q.bits, q.group_size, q.format, dict(q.options)) == (
+        "llmcompressor", 4, 64, "ct-w4a16", {"algorithm": "awq"})
+    assert "  options: {algorithm: awq}  # the algorithm QG207 pins to llmcompressor" in (
+        repo / "models/tiny.yaml").read_text().splitlines()
+
+
+def test_a_policy_pin_to_autoawq_is_what_init_recommends(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An org policy pinning AWQ to the legacy autoawq path on GPUs: init follows it, check stays clean."""
+    (repo / "policies").mkdir()
+    (repo / "policies" / "backends.yaml").write_text(
+        "apiVersion: quant-gate/v1\nkind: Policy\nmetadata: {name: backends}\nrules:\n"
+        "  - rule: QG207\n    params:\n      pins: [{algorithm: awq, target: gpu, backend: awq}]\n")
+    code, _, err = init(repo, "--name", "tiny", "--constraint", "memory", "--target", "nvidia-l4", "--owner", "team-t")
+    assert (code, err) == (0, "")
+    q = load_spec(repo / "models/tiny.yaml").spec.quantization
+    assert q is not None and (q.method, q.format) == ("awq", "awq-gemm")
+    assert _qg207(repo, capsys) == []
