@@ -26,6 +26,7 @@ from gate.evaluate.task_check import (
     NO_CODE,
     TEMPLATE_PLAIN,
     TaskIssue,
+    TaskOutput,
     TaskRoots,
     TaskScan,
     escape_reason,
@@ -235,6 +236,7 @@ def scan_spec_tasks(loaded: LoadedSpec, repo_root: Path) -> TaskScan | None:
     index, issues = _task_index(folder, repo_root)
     shipped = set(_shipped_index())
     used: list[str] = []
+    outputs: list[TaskOutput] = []
     for name, path in index.items():
         if name in shipped:
             issues.append(TaskIssue(
@@ -245,13 +247,16 @@ def scan_spec_tasks(loaded: LoadedSpec, repo_root: Path) -> TaskScan | None:
         if name in shipped or name not in index:
             continue
         used.append(name)
-        issues.extend(inspect_task(name, index[name], repo_roots(repo_root)).issues)
+        inspected = inspect_task(name, index[name], repo_roots(repo_root))
+        issues.extend(inspected.issues)
+        if inspected.output is not None:
+            outputs.append(inspected.output)
     if used:
         for py in sorted(p for p in folder.rglob("*.py")):
             issues.append(TaskIssue(rule=NO_CODE, task=py.name, path=shown(py, repo_root),
                                     message="a Python file in the task directory (task code from a pull request)",
                                     hint=_PY_HINT))
-    return TaskScan(tasks=tuple(used), issues=tuple(dict.fromkeys(issues)))
+    return TaskScan(tasks=tuple(used), issues=tuple(dict.fromkeys(issues)), outputs=tuple(outputs))
 
 
 _PY_HINT = ("remove it: lm-eval would import it through `!function`; ship code-bearing tasks with the gate release "

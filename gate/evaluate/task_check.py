@@ -81,14 +81,30 @@ class TaskIssue(BaseModel):
     """sha256 of the file's bytes (a policy vouches for a template by it; see QG533)."""
 
 
+class TaskOutput(BaseModel):
+    """A repository task's ``output_type``, read statically, and where it is written (QG208 reads it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    output_type: str
+    """As the merged task says it (lm-eval's default, ``generate_until``, when no file names one)."""
+    path: str
+    """The file that sets it (the task file, or the template it includes), repository-relative."""
+    line: int | None = None
+    col: int | None = None
+
+
 class TaskScan(BaseModel):
-    """What ``gate check`` found in the repository tasks a spec evaluates (facts for QG530-QG534)."""
+    """What ``gate check`` found in the repository tasks a spec evaluates (facts for QG530-QG534, QG208)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tasks: tuple[str, ...] = ()
     """Repository tasks inspected."""
     issues: tuple[TaskIssue, ...] = ()
+    outputs: tuple[TaskOutput, ...] = ()
+    """Each readable inspected task's output type."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,8 @@ class InspectedTask:
     """sha256 over every file read (definition, includes) in order."""
     files: list[Path] = field(default_factory=list)
     """The task file and every file it includes, as read."""
+    output: TaskOutput | None = None
+    """Its ``output_type`` and where it is set (None when the file could not be read)."""
 
 
 @dataclass
@@ -191,8 +209,22 @@ def inspect_task(name: str, path: Path, roots: TaskRoots) -> InspectedTask:
         return task
     merged_data, origins = merged
     merged_data.pop("include", None)
+    task.output = _output(name, merged_data, origins, path, roots)
     task.config = _confine_data(task, merged_data, origins, roots)
     return task
+
+
+DEFAULT_OUTPUT_TYPE = "generate_until"
+"""lm-eval's ``TaskConfig.output_type`` when a task names none."""
+
+
+def _output(name: str, merged: dict[str, Any], origins: dict[str, _File], path: Path, roots: TaskRoots) -> TaskOutput:
+    owner = origins.get("output_type")
+    if owner is None:
+        return TaskOutput(task=name, output_type=DEFAULT_OUTPUT_TYPE, path=shown(path, roots.repo), line=1, col=1)
+    loc = owner.smap.locate(("output_type",))
+    return TaskOutput(task=name, output_type=str(merged.get("output_type")), path=shown(owner.path, roots.repo),
+                      line=loc.line, col=loc.col)
 
 
 def _issue(task: InspectedTask, rule: str, path: Path, roots: TaskRoots, message: str, hint: str,

@@ -14,6 +14,10 @@ MULTIPLE_CHOICE_SUITES = {"reasoning": "qg_reasoning", "instructions": "qg_instr
 """Shipped stress suites scored by log-likelihood (their YAMLs say ``output_type: multiple_choice``;
 a test keeps this in step with them)."""
 
+LOGLIKELIHOOD_OUTPUT_TYPES = ("loglikelihood", "multiple_choice")
+"""lm-eval output types scored by prompt log-probabilities (a runtime without them cannot score a
+repository task of these types; ``loglikelihood_rolling`` perplexity has its own path)."""
+
 
 class RuntimeServesFormat(Rule):
     id = "QG208"
@@ -25,7 +29,9 @@ class RuntimeServesFormat(Rule):
         "format (vLLM's CPU build has no GGUF support; llama.cpp serves only GGUF), has no kernel for\n"
         "it on the target's compute capability (AWQ needs >= 7.5, Marlin >= 8.0, FP8 >= 8.9: the\n"
         "hardware catalog), ignores an argument, or cannot return the prompt log-probabilities a\n"
-        "multiple-choice suite needs (llama-server) would fail after the GPU time is spent, or judge\n"
+        "multiple-choice suite or repository task needs (llama-server; a repository task's `output_type`\n"
+        "is read from its YAML and the templates it includes, and reported at the line that sets it)\n"
+        "would fail after the GPU time is spent, or judge\n"
         "something other than what serves. The runtime is `serving.runtime`, or the default for the\n"
         "target and format: llama-cpp for GGUF, vllm for AWQ/GPTQ/compressed-tensors on GPU, else transformers."
     )
@@ -74,6 +80,7 @@ class RuntimeServesFormat(Rule):
                 f"(the catalog's kernels there: {', '.join(hardware.fast_formats)})",
                 key_path=where, hint="choose a format from that list, or another runtime")
         yield from _arguments(spec, name, runtime)
+        yield from _repository_tasks(facts, name, runtime)
 
 
 def _arguments(spec: object, name: str, runtime: object) -> Iterator[Violation]:
@@ -108,6 +115,25 @@ def _arguments(spec: object, name: str, runtime: object) -> Iterator[Violation]:
             key_path=("quality", "stress") if any(s in MULTIPLE_CHOICE_SUITES for s in suites) else ("quality", "metrics"),
             hint=f"in {name}, judge with perplexity, generation (stress: instructions_gen) and fidelity; or serve "
                  "with a runtime that returns prompt log-probabilities")
+
+
+def _repository_tasks(facts: Facts, name: str, runtime: object) -> Iterator[Violation]:
+    """Repository tasks whose ``output_type`` (read statically by the task scan, includes merged)
+    needs prompt log-probabilities the runtime does not return, at the line that sets it."""
+    from gate.serve.interface import RuntimeDescriptor
+
+    assert isinstance(runtime, RuntimeDescriptor)
+    if runtime.loglikelihood or facts.tasks is None:
+        return
+    for output in facts.tasks.outputs:
+        if output.output_type in LOGLIKELIHOOD_OUTPUT_TYPES:
+            yield Violation(
+                f"task {output.task!r}: output_type {output.output_type} is scored by prompt log-probabilities, "
+                f"and {runtime.loglikelihood_note}",
+                path=output.path, line=output.line, col=output.col,
+                hint=f"in {name}, judge with perplexity (loglikelihood_rolling) or generation (generate_until) tasks; "
+                     "or serve with a runtime that returns prompt log-probabilities (serving.runtime: transformers "
+                     "or vllm)")
 
 
 def _cc(value: float) -> tuple[int, int]:
