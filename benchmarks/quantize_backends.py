@@ -38,21 +38,28 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-_LLMC = "  method: llmcompressor\n  bits: {bits}\n  group_size: {group}\n  format: {fmt}\n  options: {{algorithm: {alg}}}\n"
+_LLMC = ("  method: llmcompressor\n  bits: {bits}\n  group_size: {group}\n  format: {fmt}\n"
+         "  options: {{algorithm: {alg}{extra}}}\n")
 SCHEMES = {
     "gguf-q4_k_m": "  method: gguf\n  bits: 4\n  group_size: -1\n  format: gguf-q4_k_m\n",
     "gguf-q8_0": "  method: gguf\n  bits: 8\n  group_size: -1\n  format: gguf-q8_0\n",
     "gguf-iq4_nl": "  method: gguf\n  bits: 4\n  group_size: -1\n  format: gguf-iq4_nl\n",
     "rtn-w4g64": "  method: rtn\n  bits: 4\n  group_size: 64\n  format: rtn\n",
     "int8": "  method: int8\n  bits: 8\n  group_size: -1\n  format: int8-weight-only\n",
-    "llmc-gptq-w4g64": _LLMC.format(bits=4, group=64, fmt="ct-w4a16", alg="gptq"),
-    "llmc-awq-w4g64": _LLMC.format(bits=4, group=64, fmt="ct-w4a16", alg="awq"),
+    "llmc-gptq-w4g64": _LLMC.format(bits=4, group=64, fmt="ct-w4a16", alg="gptq", extra=""),
+    "llmc-awq-w4g64": _LLMC.format(bits=4, group=64, fmt="ct-w4a16", alg="awq", extra=""),
     "autoawq-w4g64": "  method: awq\n  bits: 4\n  group_size: 64\n  format: awq-gemm\n  options: {clip_search: false}\n",
-    "llmc-w8a8-int8": _LLMC.format(bits=8, group=-1, fmt="ct-w8a8-int8", alg="gptq"),
+    "llmc-w8a8-int8": _LLMC.format(bits=8, group=-1, fmt="ct-w8a8-int8", alg="smoothquant-gptq", extra=""),
+    "llmc-rtn-w8a8-int8": _LLMC.format(bits=8, group=-1, fmt="ct-w8a8-int8", alg="ct-rtn", extra=""),
+    "llmc-rtn-w4g64": _LLMC.format(bits=4, group=64, fmt="ct-w4a16", alg="ct-rtn", extra=""),
+    # AWQ with 16 calibration samples per forward (8 forwards per grid point instead of 128, closer
+    # to autoawq's one batched forward; the last batch is cut to its shortest sample: 3,904 of the
+    # 4,020 calibration tokens are used).
+    "llmc-awq-w4g64-b16": _LLMC.format(bits=4, group=64, fmt="ct-w4a16", alg="awq", extra=", batch_size: 16"),
     "gguf-q5_k_m": "  method: gguf\n  bits: 5\n  group_size: -1\n  format: gguf-q5_k_m\n",
     "gguf-q6_k": "  method: gguf\n  bits: 6\n  group_size: -1\n  format: gguf-q6_k\n",
     "llmc-fp8": "  method: llmcompressor\n  bits: 8\n  group_size: -1\n  format: ct-fp8\n",
-    "llmc-gptq-w4g128": _LLMC.format(bits=4, group=128, fmt="ct-w4a16", alg="gptq"),
+    "llmc-gptq-w4g128": _LLMC.format(bits=4, group=128, fmt="ct-w4a16", alg="gptq", extra=""),
 }
 """SmolLM2-135M's width 576 is not a multiple of 256: in the K-quant rows llama-quantize stores
 those tensors in a fallback type (``gguf_params.tensor_types`` says which)."""

@@ -74,7 +74,7 @@ DESCRIPTOR = BackendDescriptor(
 )
 
 SCHEMES = {"ct-w4a16": "w4a16", "ct-w8a16": "w8a16", "ct-w8a8-int8": "w8a8-int8", "ct-fp8": "fp8-dynamic"}
-OPTIONS = ("algorithm", "tool_timeout_s", "dampening", "smoothing_strength")
+OPTIONS = ("algorithm", "tool_timeout_s", "dampening", "smoothing_strength", "batch_size")
 
 
 def env_dir() -> Path:
@@ -137,6 +137,17 @@ class LlmCompressorBackend(Quantizer):
                          "smoothing_strength: 0.8 (SmoothQuant's default)",
                     location=where,
                 )
+        batch = request.options.get("batch_size")
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+            raise QuantizerInputError(
+                "quantization.options.batch_size", f"{batch!r} is not a whole number >= 1",
+                hint="batch_size: 1 (llm-compressor's default: one calibration sample per forward) or e.g. 16 "
+                     "(fewer, larger forwards; each batch is cut to its shortest sample)",
+                location=where,
+            )
+        if batch is not None and algorithm == RTN:
+            raise QuantizerInputError("quantization.options.batch_size", "ct-rtn runs no calibration forward",
+                                      hint="remove options.batch_size", location=where)
         super().validate(request, shape)
 
     def validate_calibration(self, request: QuantizeRequest, baseline: Path) -> None:
@@ -193,7 +204,8 @@ class LlmCompressorBackend(Quantizer):
                 "group_size": request.group_size, "ignore": ignore,
                 "calibration": None if calibration is None else str(calibration),
                 "max_seq_len": request.max_seq_len, "seed": request.seed,
-                **{k: request.options[k] for k in ("dampening", "smoothing_strength") if k in request.options},
+                **{k: request.options[k] for k in ("dampening", "smoothing_strength", "batch_size")
+                   if k in request.options},
             }
             (work / "request.json").write_text(json.dumps(req), encoding="utf-8")
             env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
@@ -222,6 +234,7 @@ class LlmCompressorBackend(Quantizer):
         params = {"scheme": worker_scheme, "group_size": request.group_size, "ignore": ignore,
                   "samples": 0 if algorithm == RTN else len(request.calibration_texts),
                   "max_seq_len": request.max_seq_len, "seed": request.seed,
+                  "batch_size": None if algorithm == RTN else int(request.options.get("batch_size", 1)),
                   "recipe": report.get("recipe"), "device": report.get("device"), "gpu": report.get("gpu"),
                   "peak_gpu_memory_mb": report.get("peak_gpu_memory_mb")}
         versions = {f"{k} (llmcompressor env)": v for k, v in dict(report.get("versions") or {}).items()}

@@ -100,8 +100,10 @@ def main(path: str) -> int:
                     for t in texts]
             data = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows],
                                       "attention_mask": [r["attention_mask"] for r in rows]})
+            # batch_size > 1: llm-compressor sorts the samples by length (descending) and cuts each
+            # batch to its shortest sample (its default "truncation" collator), no padding tokens.
             oneshot(model=model, dataset=data, recipe=recipe, max_seq_length=int(req["max_seq_len"]),
-                    num_calibration_samples=len(rows), output_dir=None)
+                    num_calibration_samples=len(rows), batch_size=int(req.get("batch_size", 1)), output_dir=None)
         model.save_pretrained(out, save_compressed=True)
         versions = {n: md.version(n) for n in ("llmcompressor", "compressed-tensors", "transformers", "torch")}
         recipe_text = (out / "recipe.yaml").read_text(encoding="utf-8") if (out / "recipe.yaml").is_file() else None

@@ -45,6 +45,10 @@ SHAPE = ModelShape(model_type="llama", hidden_size=64, num_layers=1, linears=(
          "quantization.options.dampening: ct-rtn solves nothing, so dampening has no effect"),
         ("ct-w8a8-int8", 8, 64, {}, "quantization.group_size: ct-w8a8-int8 is per channel"),
         ("ct-w4a16", 4, 64, {"dampening": 0}, "quantization.options.dampening: 0 is not a number in (0, 1]"),
+        ("ct-w4a16", 4, 64, {"batch_size": 0}, "quantization.options.batch_size: 0 is not a whole number >= 1"),
+        ("ct-w4a16", 4, 64, {"batch_size": 2.5}, "quantization.options.batch_size: 2.5 is not a whole number >= 1"),
+        ("ct-w8a8-int8", 8, None, {"algorithm": "ct-rtn", "batch_size": 8},
+         "quantization.options.batch_size: ct-rtn runs no calibration forward"),
         ("ct-w8a8-int8", 8, None, {"smoothing_strength": "high"},
          "quantization.options.smoothing_strength: 'high' is not a number in (0, 1]"),
     ],
@@ -85,7 +89,7 @@ def test_missing_environment_names_the_script(tmp_path: Path, monkeypatch: pytes
 
 @pytest.mark.parametrize(
     ("fmt", "group", "options", "scheme"),
-    [("ct-w4a16", 32, {}, "gptq-w4a16"), ("ct-w4a16", 32, {"algorithm": "awq"}, "awq-w4a16"),
+    [("ct-w4a16", 32, {}, "gptq-w4a16"), ("ct-w4a16", 32, {"algorithm": "awq", "batch_size": 8}, "awq-w4a16"),
      ("ct-w8a8-int8", None, {}, "w8a8-int8")],
 )
 def test_quantizes_in_its_environment_and_reloads_in_transformers(
@@ -103,6 +107,7 @@ def test_quantizes_in_its_environment_and_reloads_in_transformers(
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
     assert (artifact.path / "recipe.yaml").is_file()
     assert artifact.params["scheme"] == scheme and artifact.params["ignore"] == ["lm_head"]
+    assert artifact.params["batch_size"] == options.get("batch_size", 1)
     assert "Modifier" in str(artifact.params["recipe"])
     assert artifact.versions["llmcompressor (llmcompressor env)"] == VERSION
     assert artifact.versions["transformers (llmcompressor env)"] == "5.17.0"
@@ -147,6 +152,7 @@ def test_data_free_rtn_quantizes_without_calibration_and_reloads_in_transformers
     recipe = (artifact.path / "recipe.yaml").read_text()
     assert "QuantizationModifier" in recipe and "GPTQ" not in recipe and "SmoothQuant" not in recipe
     assert artifact.params["scheme"] == scheme and artifact.params["samples"] == 0
+    assert artifact.params["batch_size"] is None
     assert artifact.sanity is not None and artifact.sanity.passed and artifact.sanity.ratio < 1.5
     model, _ = load_for_eval(artifact.path)
     reference = load_hf_model(baseline.path).eval()
