@@ -27,6 +27,7 @@ from gate.result_sections import (
     ModelPerformance,
     PerformanceMeasurement,
     RuntimeInfo,
+    ServingFallback,
     ServingRuntime,
     _Frozen,
 )
@@ -34,8 +35,8 @@ from gate.weights.interface import WeightScan
 
 __all__ = [  # the sections defined in gate.result_sections are part of this contract's surface
     "ArtifactCalibration", "ArtifactFile", "ArtifactRecord", "ArtifactSanity", "Evidence", "FidelityMeasurement",
-    "Hardware", "MemoryPlan", "ModelPerformance", "PerformanceMeasurement", "RuntimeInfo", "ServingRuntime",
-    "WeightScan",
+    "Hardware", "MemoryPlan", "ModelPerformance", "PerformanceMeasurement", "RuntimeInfo", "ServingFallback",
+    "ServingRuntime", "WeightScan",
 ]
 
 RESULT_SCHEMA_VERSION = "2.0"

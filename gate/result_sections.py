@@ -10,6 +10,7 @@ module imports no stage above the memory plan and stays torch-free.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import Field, JsonValue, TypeAdapter, model_validator
 
@@ -48,6 +49,26 @@ class FidelityMeasurement(_Frozen):
     """Why the documents cannot support a decision (too few, no spread), when they cannot."""
 
 
+class ServingFallback(_Frozen):
+    """The runtime computed a quantized artifact on dequantized weights, not in its stored precision
+    (e.g. autoawq int4 dequantized to float32 by the in-process transformers runtime on CPU): its
+    accuracy is the quantized weights' (their values), but its memory and speed are the dequantized
+    model's, not the serving numbers. Detected from what the load produced (the linear layers' tensors)."""
+
+    kind: Literal["dequantized"] = "dequantized"
+    runtime: str
+    """The runtime that fell back (``transformers``)."""
+    quant_method: str
+    """``config.json``'s ``quantization_config.quant_method`` (what the artifact stores)."""
+    dtype: str
+    """The dtype the dense weights were computed in."""
+    dense_layers: int
+    """Linear layers whose tensors are all plain floating point after loading."""
+    linear_layers: int
+    message: str
+    """One line, for reports and criteria notes."""
+
+
 class ModelPerformance(_Frozen):
     """Speed and memory of one model on the machine the gate ran on."""
 
@@ -72,6 +93,8 @@ class ModelPerformance(_Frozen):
     """Size of the model directory on disk."""
     warmup: int
     repeats: int
+    fallback: ServingFallback | None = None
+    """Set when these figures were measured on dequantized weights (not the serving precision's)."""
 
 
 class PerformanceMeasurement(_Frozen):
@@ -178,6 +201,9 @@ class ServingRuntime(_Frozen):
     """The dtype the server reports it loaded the model in."""
     quantization: str | None = None
     """The quantization method the server reports (None: it reports none)."""
+    fallback: ServingFallback | None = None
+    """The candidate was computed on dequantized weights (memory and speed criteria then are not the
+    serving numbers: see ``docs/serve.md``)."""
 
 
 HARDWARE_KEYS = tuple(Hardware.model_fields)

@@ -180,6 +180,16 @@ def measure(model: Any, tokenizer: Any, model_dir: Path, settings: PerformanceSe
     )
 
 
+def _unmeasured(check: ConstraintCheck, kind: str | None, declared: bool) -> ConstraintCheck:
+    """A check measured on dequantized weights: not judged, or failed when it is the declared
+    runtime's measure of the spec's own constraint kind."""
+    if declared and kind is not None and check.name.startswith(f"{kind}."):
+        return check.model_copy(update={"passed": False, "note": (
+            f"{check.note}; serving.runtime is declared, so the {kind}-bound constraint cannot be judged in "
+            "serving precision: blocking")})
+    return check.model_copy(update={"passed": None})
+
+
 @dataclass(frozen=True)
 class ConstraintTargets:
     """What the spec asks of performance (from ``constraint`` and ``performance``)."""
@@ -204,8 +214,14 @@ def check_constraint(
     *,
     environment: dict[str, str],
     baseline_cached: bool = False,
+    serving_declared: bool = False,
 ) -> PerformanceResult:
-    """Compare the two measurements and check the spec's targets."""
+    """Compare the two measurements and check the spec's targets.
+
+    Figures measured on dequantized weights (``quantized.fallback``) are not the serving numbers:
+    their checks are not judged, except those of the spec's own constraint kind when the spec
+    declared the runtime (``serving_declared``): those fail, since the constraint the spec is bound
+    by cannot be shown in the runtime it names."""
     speedup = {b: quantized.tokens_per_s[b] / baseline.tokens_per_s[b]
                for b in quantized.tokens_per_s if baseline.tokens_per_s.get(b)}
     device_kind = "gpu" if quantized.device.startswith("cuda") else "cpu"
@@ -213,6 +229,9 @@ def check_constraint(
     off_note = None if on_target else (
         f"measured on {device_kind}, target {targets.hardware} is a {targets.hardware_kind}: not judged here"
     )
+    fallback = quantized.fallback
+    if fallback is not None and on_target:
+        off_note = f"not measured in serving precision: {fallback.message}"
     batch_key = str(targets.batch) if str(targets.batch) in quantized.tokens_per_s else next(iter(quantized.tokens_per_s))
     checks: list[ConstraintCheck] = []
     if targets.memory_gb is not None:
@@ -237,6 +256,8 @@ def check_constraint(
         checks.append(ConstraintCheck(name="cost.usd_per_million_tokens", target=targets.cost_per_million_tokens,
                                       measured=cost, passed=(cost <= targets.cost_per_million_tokens) if on_target else None,
                                       note=(off_note or "hourly_cost / (tokens/s x 3600) x 1e6")))
+    if fallback is not None and on_target:
+        checks = [_unmeasured(c, targets.kind, serving_declared) for c in checks]
     return PerformanceResult(
         constraint=targets.kind,
         baseline=baseline,

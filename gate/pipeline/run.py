@@ -245,7 +245,8 @@ def _evaluate_quantized(run: _Heavy, plan: EvalDesign, side: BaselineSide, artif
         perf = served.performance(plan.performance)
         served.check_alive()
     performance = check_constraint(side.performance, perf, plan.targets, environment=runtime,
-                                   baseline_cached=side.cache_hits.get("performance", False))
+                                   baseline_cached=side.cache_hits.get("performance", False),
+                                   serving_declared=serving.choice.declared)
     return metrics, fidelity, performance
 
 
@@ -258,7 +259,8 @@ def _verdict_stage(run: _Heavy, metrics: list[MetricResult], fidelity: Any, perf
     extra = [*fidelity.reasons]
     for check in performance.checks:
         if check.passed is False:
-            extra.append(f"performance: {check.name} measured {check.measured:.4g}, target {check.target:.4g}")
+            extra.append(f"performance: {check.name} measured {check.measured:.4g}, target {check.target:.4g}"
+                         + (f" ({check.note})" if check.note and performance.quantized.fallback else ""))
         elif check.passed is None and check.note:
             extra.append(f"performance: {check.name} not judged ({check.note})")
     start = time.perf_counter()
@@ -268,7 +270,8 @@ def _verdict_stage(run: _Heavy, metrics: list[MetricResult], fidelity: Any, perf
     run.stages.records.append(StageRecord(stage="verdict", status=StageStatus.ok, seconds=time.perf_counter() - start))
     return assemble(run.outcome, command="run", verdict=verdict, inconclusive=run.inconclusive, findings=findings,
                     artifact=artifact, metrics=metrics, fidelity=fidelity, performance=performance, runtime=runtime,
-                    serving=ServingRuntime.model_validate(serving.record(performance.quantized.dtype or None)))
+                    serving=ServingRuntime.model_validate(serving.record(performance.quantized.dtype or None,
+                                                                         performance.quantized.fallback)))
 
 
 def _measured_findings(outcome: StaticOutcome, performance: Any, policy_set: PolicySet | None) -> list[Finding]:

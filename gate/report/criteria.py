@@ -461,14 +461,18 @@ def finding_sentence(f: Finding) -> str:
 def constraint_warnings(r: GateResult) -> list[str]:
     """Plain sentences for a constraint the quantization defeats (memory went up, speed went down).
 
-    Findings the evaluation raised about constraints (``constraint.*`` rules from a run-time
-    stage, e.g. QG702/QG703) are shown as they are; without one (results from before those rules),
+    A candidate computed on dequantized weights (``runtime.serving.fallback``) comes first. Findings
+    the evaluation raised about constraints (``constraint.*`` rules from a run-time stage, e.g.
+    QG702/QG703) are shown as they are; without one (results from before those rules),
     the sentence is derived from the measurements taken on the target's kind of device.
     """
+    serving = r.runtime.serving
+    fallback = [] if serving is None or serving.fallback is None else [
+        f"Memory and speed are not the serving numbers: {serving.fallback.message}."]
     raised = [one_line(f.message) for f in r.findings
               if f.slug.startswith("constraint.") and f.stage not in ("spec", "policy", "weights", "plan")]
-    if raised:
-        return raised
+    if raised or fallback:
+        return fallback + raised
     p = r.performance
     measured = [c for c in r.criteria if c.kind in (CriterionKind.memory, CriterionKind.throughput, CriterionKind.cost)]
     if p is None or not measured:

@@ -349,6 +349,8 @@ def runtime_rows(r: GateResult) -> list[tuple[str, str]]:
         reported = [f"{label} {value}" for label, value in (("dtype", s.dtype), ("quantization", s.quantization)) if value]
         if reported:
             rows.append(("server reported", ", ".join(reported)))
+        if s.fallback is not None:
+            rows.append(("serving fallback", s.fallback.message))
     return rows
 
 

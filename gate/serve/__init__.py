@@ -31,6 +31,7 @@ from gate.serve.interface import (
 from gate.suggest import unknown_choice_message
 
 if TYPE_CHECKING:
+    from gate.result_sections import ServingFallback
     from gate.serve.interface import Runtime
     from gate.spec.models import ModelSpec
 
@@ -159,10 +160,12 @@ class ServingSession:
         return {"serving": self.choice.runtime, "serving_version": self.version.version,
                 "serving_args": json.dumps(self.choice.args.key(), sort_keys=True), "serving_code": serving_code()}
 
-    def record(self, dtype: str | None = None) -> dict[str, object]:
-        """The result's ``runtime.serving`` section (``gate.result.ServingRuntime`` fields)."""
+    def record(self, dtype: str | None = None, fallback: ServingFallback | None = None) -> dict[str, object]:
+        """The result's ``runtime.serving`` section (``gate.result.ServingRuntime`` fields); ``fallback``:
+        the candidate's ``ServingFallback`` when it was computed on dequantized weights."""
         args = {k: v for k, v in self.choice.args.key().items() if v is not None}
-        return {"name": self.choice.runtime, "version": self.version.version, "args": args, "dtype": dtype}
+        return {"name": self.choice.runtime, "version": self.version.version, "args": args, "dtype": dtype,
+                "fallback": fallback}
 
 
 def serving_code() -> str:

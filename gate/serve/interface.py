@@ -161,6 +161,13 @@ class RuntimeDescriptor:
     """It returns prompt log-probabilities (multiple-choice and perplexity tasks through lm-eval)."""
     loglikelihood_note: str = ""
     """Why not, when it does not (quoted by the rule and the error)."""
+    dequantizes: tuple[ServedFormats, ...] = ()
+    """Formats it serves only by dequantizing the weights on load, and where (its memory and speed
+    there are the dequantized model's: QG209 warns statically; the run detects it and records it)."""
+
+    def dequantized(self, fmt: str, family: str | None, kind: HardwareKind) -> ServedFormats | None:
+        """The group naming ``fmt`` as served dequantized on ``kind`` hardware, or None."""
+        return next((g for g in self.dequantizes if g.covers(fmt, family) and kind in g.hardware), None)
 
     def serving(self, fmt: str, family: str | None, kind: HardwareKind) -> ServedFormats | None:
         """The group serving ``fmt`` on ``kind`` hardware, or None."""

@@ -41,11 +41,12 @@ def test_policy_sets_severity_and_params(tmp_path: Path) -> None:
           - {rule: QG304, params: {max_age_days: 30}}
     """)
     ev = judge(ps, RTN_ON_GPU)
-    assert [(f.rule_id, f.severity) for f in ev.findings] == [("QG204", Severity.deny), ("QG304", Severity.deny)]
-    assert ev.findings[1].message == (
+    assert [(f.rule_id, f.severity) for f in ev.findings] == [("QG204", Severity.deny), ("QG209", Severity.warn),
+                                                              ("QG304", Severity.deny)]
+    assert ev.findings[2].message == (
         "calibration.collected: 2026-10-01 is 53 days old, over the policy's 30-day freshness window"
     )
-    assert ev.findings[1].policy == str(tmp_path / "org.yaml")
+    assert ev.findings[2].policy == str(tmp_path / "org.yaml")
 
 
 def test_disabled_rule_does_not_run_and_is_not_counted(tmp_path: Path) -> None:

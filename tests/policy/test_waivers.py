@@ -27,7 +27,8 @@ def _waiver(rule: str = "QG203", models: str = "[case-model]", expires: str = "2
 def test_waived_finding_keeps_severity_and_carries_the_reason(tmp_path: Path) -> None:
     ps = policy_set(tmp_path, waivers=_waiver())
     ev = judge(ps, AWQ_ON_CPU)
-    [f] = ev.findings
+    [f, dequantized] = ev.findings  # QG209 warns too: transformers serves AWQ on a CPU dequantized
+    assert (dequantized.rule_id, dequantized.waived) == ("QG209", False)
     assert (f.rule_id, f.severity, f.waived, f.blocking) == ("QG203", Severity.deny, True, False)
     assert f.waiver is not None
     assert (f.waiver.reason, f.waiver.owner, f.waiver.expires) == (
@@ -39,14 +40,14 @@ def test_waiver_globs_and_other_models(tmp_path: Path) -> None:
     ps = policy_set(tmp_path, waivers=_waiver(models="[case-*]"))
     assert judge(ps, AWQ_ON_CPU).findings[0].waived
     other = judge(ps, {**AWQ_ON_CPU, "metadata": {"name": "other-model"}})
-    assert [(f.rule_id, f.waived) for f in other.findings] == [("QG203", False)]
+    assert [(f.rule_id, f.waived) for f in other.findings] == [("QG203", False), ("QG209", False)]
 
 
 def test_expired_waiver_is_a_deny_finding_and_waives_nothing(tmp_path: Path) -> None:
     ps = policy_set(tmp_path, waivers=_waiver(expires="2026-11-22"))
     ev = judge(ps, AWQ_ON_CPU)
     by_id = {f.rule_id: f for f in ev.findings}
-    assert sorted(by_id) == ["QG004", "QG203"]
+    assert sorted(by_id) == ["QG004", "QG203", "QG209"]
     assert not by_id["QG203"].waived and by_id["QG203"].blocking
     expired = by_id["QG004"]
     assert (expired.severity, expired.slug, str(expired.location)) == (
@@ -56,7 +57,7 @@ def test_expired_waiver_is_a_deny_finding_and_waives_nothing(tmp_path: Path) -> 
 
 def test_waiver_is_valid_through_its_expiry_day(tmp_path: Path) -> None:
     ps = policy_set(tmp_path, waivers=_waiver(expires="2026-11-23"))
-    assert [f.waived for f in judge(ps, AWQ_ON_CPU).findings] == [True]
+    assert [f.waived for f in judge(ps, AWQ_ON_CPU).findings] == [True, False]  # QG203 waived; QG209 warns
 
 
 def test_unused_waiver_warns(tmp_path: Path) -> None:
@@ -91,19 +92,20 @@ def test_summary_line_counts_everything(tmp_path: Path) -> None:
     """ + _waiver(expires="2026-12-01"))
     ev = judge(ps, {**AWQ_ON_CPU, "quantization": {"method": "rtn", "format": "rtn", "justification": "x"},
                     "constraint": {"target": {"hardware": "nvidia-l4"}}, "calibration": {"samples": 16}})
-    # QG204 warns (rtn on a GPU); QG301 and QG304 deny; the waiver of QG203 matches nothing (warn)
-    assert ids(ev) == ["QG005", "QG204", "QG301", "QG304"]
+    # QG204 and QG209 warn (rtn on a GPU, served dequantized); QG301 and QG304 deny; the waiver of QG203
+    # matches nothing (warn)
+    assert ids(ev) == ["QG005", "QG204", "QG209", "QG301", "QG304"]
     line = summary_line(ev.findings, ev.checks, dt.date(2026, 11, 23))
-    assert line == f"{ev.checks} checks, {ev.checks - 4} passed, 2 warnings, 2 failures, 0 waived"
+    assert line == f"{ev.checks} checks, {ev.checks - 5} passed, 3 warnings, 2 failures, 0 waived"
 
-    waived = judge(ps, AWQ_ON_CPU)  # QG203 waived, QG304 still fails (53 days > 30)
+    waived = judge(ps, AWQ_ON_CPU)  # QG203 waived, QG209 warns, QG304 still fails (53 days > 30)
     assert summary_line(waived.findings, waived.checks, dt.date(2026, 11, 23)) == (
-        f"{waived.checks} checks, {waived.checks - 2} passed, 0 warnings, 1 failure, 1 waived "
+        f"{waived.checks} checks, {waived.checks - 3} passed, 1 warning, 1 failure, 1 waived "
         "(1 expiring within 14 days)"
     )
     total = count([("a", ev.findings, ev.checks), ("b", waived.findings, waived.checks)], dt.date(2026, 11, 23))
     assert total.line() == (
-        f"{ev.checks + waived.checks} checks, {ev.checks + waived.checks - 6} passed, 2 warnings, 3 failures, "
+        f"{ev.checks + waived.checks} checks, {ev.checks + waived.checks - 8} passed, 4 warnings, 3 failures, "
         "1 waived (1 expiring within 14 days)"
     )
 

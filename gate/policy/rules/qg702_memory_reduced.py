@@ -18,6 +18,8 @@ def measured_on_target(facts: Facts) -> bool:
     perf, constraint = facts.performance, facts.loaded.spec.constraint
     if perf is None or constraint is None:
         return False
+    if perf.quantized.fallback is not None:
+        return False  # dequantized figures are not the serving numbers (the criteria say so)
     hardware = facts.catalog.find(constraint.target.hardware)
     device_kind = "gpu" if perf.quantized.device.startswith("cuda") else "cpu"
     return hardware is None or hardware.kind == device_kind
