@@ -166,3 +166,40 @@ def test_qg209_hint_names_the_runtime_that_keeps_the_format_quantized() -> None:
     [v] = ServingDequantized().check(facts_for(awq), ServingDequantized.params())
     assert v.hint is not None and v.hint.startswith(
         "no runtime keeps awq-gemm quantized on cpu: choose a format with kernels on cpu-x86-avx2 (its catalog kernels: ")
+
+
+# ---- through `gate run` -------------------------------------------------------------------------
+
+
+def test_gate_run_records_the_fallback_and_judges_memory_accordingly(trained_tiny_llama_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    """gate-rtn int4 on a CPU, memory-bound: in the default runtime the memory criterion is not judged;
+    with `serving.runtime: transformers` declared it blocks. Accuracy is judged either way."""
+    from gate.pipeline import RunOptions, StaticOptions, run_gate
+    from gate.policy.engine import load_policy_set
+    from gate.result import CriterionKind, Decision
+    from tests.evaluate.repo import make_repo as make_eval_repo
+    from tests.evaluate.repo import spec_text
+
+    repo = tmp_path / "repo"
+    spec = make_eval_repo(repo, trained_tiny_llama_dir, spec_text(bits=4))
+    options = RunOptions(repo_root=repo, cache_dir=repo / ".gate" / "cache", device="cpu", progress=False,
+                         resamples=200)
+    default = run_gate(spec, options, load_policy_set(StaticOptions(repo_root=repo)))
+    serving = default.runtime.serving
+    assert serving is not None and serving.fallback is not None
+    assert (serving.fallback.quant_method, serving.fallback.dtype) == ("gate-rtn", "float32")
+    note = f"not measured in serving precision: {serving.fallback.message}"
+    memory = next(c for c in default.criteria if c.kind is CriterionKind.memory)
+    assert (memory.name, memory.outcome, memory.note) == ("memory.peak_gb", None, note)
+    assert f"performance: memory.peak_gb not judged ({note})" in default.verdict.reasons
+    assert any(c.kind is CriterionKind.metric and c.outcome is not None for c in default.criteria)
+    assert "QG209" in {f.rule_id for f in default.findings}
+
+    spec.write_text(spec.read_text() + "serving: {runtime: transformers}\n")
+    declared = run_gate(spec, options, load_policy_set(StaticOptions(repo_root=repo)))
+    memory = next(c for c in declared.criteria if c.kind is CriterionKind.memory)
+    assert memory.outcome is Decision.failed
+    assert memory.note == (f"{note}; serving.runtime is declared, so the memory-bound constraint cannot be judged in "
+                           "serving precision: blocking")
+    assert declared.verdict.decision is Decision.failed and declared.exit_code == 1
