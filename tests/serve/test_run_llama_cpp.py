@@ -98,11 +98,17 @@ def test_a_hung_runtime_fails_the_run_and_leaves_nothing(tmp_path: Path, spm_mod
     assert running_servers() == 0 and _survivors() == []
 
 
-def test_a_multiple_choice_repository_task_is_a_blocking_error_with_its_cause(tmp_path: Path, spm_model: Path) -> None:
+def test_a_multiple_choice_repository_task_is_refused_before_any_server_starts(tmp_path: Path, spm_model: Path) -> None:
+    """QG208 reads the repository task's output_type statically, so `gate run` blocks at the policy
+    stage with the task's cause, before anything is converted or served (the run-time guard behind it,
+    for a task the static scan cannot see, is tested in tests/serve/test_llama_cpp.py)."""
     quality = SERVED.replace("    - {task: tiny_ppl", "    - {task: tiny_mc, metric: acc, max_drop: 10.0}\n    - {task: tiny_ppl")
     result = _run(tmp_path, spm_model, _spec(quality, "serving: {runtime: llama-cpp, args: {threads: 1}}\n"))
-    assert result.verdict.decision is Decision.error
+    assert result.verdict.decision is Decision.failed
     assert result.verdict.reasons == [
-        "task 'tiny_mc' (multiple_choice) needs prompt log-probabilities, and llama-server returns no prompt logprobs "
-        "(it ignores `echo`: ggml-org/llama.cpp#8942, the echo PR #15189 is not merged in the pinned release)"]
+        "QG208 task 'tiny_mc': output_type multiple_choice is scored by prompt log-probabilities, and llama-server "
+        "returns no prompt logprobs (it ignores `echo`: ggml-org/llama.cpp#8942, the echo PR #15189 is not merged in "
+        "the pinned release)"]
+    assert result.artifact is None and result.runtime.serving is None
+    assert not list((tmp_path / ".gate" / "cache").glob("serve/llama-cpp/*/baseline-*.gguf"))
     assert _survivors() == []
