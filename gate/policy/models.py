@@ -22,7 +22,7 @@ CUSTOM_ID = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True)
 
 
 class Scope(_Strict):

@@ -45,7 +45,7 @@ def invalid(message: str, hint: str, key: str | None = None) -> PydanticCustomEr
 class _Strict(BaseModel):
     """Base of every spec section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True)
 
 
 class Tier(StrEnum):
