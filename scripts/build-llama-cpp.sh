@@ -37,8 +37,14 @@ if [ -z "$PIP" ]; then
   if [ -x "$(dirname "$0")/../.venv/bin/pip" ]; then PIP="$(dirname "$0")/../.venv/bin/pip"; else PIP="python3 -m pip"; fi
 fi
 
+cpu_flags() { grep -m1 '^flags' /proc/cpuinfo | sha256sum | cut -c1-16; }
+
+# Finished, and for this CPU: the binaries are -march=native, so a cache built on another CPU (or
+# before the AMX probe below existed) is rebuilt rather than crash on an instruction this one lacks.
 complete() {
   [ -f "$DEST/manifest.json" ] || return 1
+  grep -q "\"cpu_flags_sha256_16\": \"$(cpu_flags)\"" "$DEST/manifest.json" || return 1
+  grep -q '"amx": ' "$DEST/manifest.json" || return 1
   for t in "${TARGETS[@]}"; do [ -x "$DEST/bin/$t" ] || return 1; done
   [ -f "$DEST/convert/convert_hf_to_gguf.py" ] && [ -d "$DEST/convert/gguf-py/gguf" ] && [ -d "$DEST/convert/conversion" ]
 }
@@ -64,7 +70,7 @@ PY
 
 if complete; then echo "$DEST"; exit 0; fi
 if [ -d "$DEST" ]; then
-  echo "build-llama-cpp: $DEST is incomplete (a target or file is missing); rebuilding beside it" >&2
+  echo "build-llama-cpp: $DEST is incomplete or built for another CPU; rebuilding beside it" >&2
 fi
 
 for tool in cmake ninja c++; do
@@ -101,9 +107,25 @@ SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
 [ -f "$SRC/CMakeLists.txt" ] || tar -xzf "$SDIST" -C "$WORK" "llama_cpp_python-$VERSION/vendor/llama.cpp"
 fetched=$(date +%s)
 
+# AMX off: -march=native enables ggml's AMX backend on CPUs that report amx_int8, and in this pinned
+# tree that backend crashes. Measured 2026-12-06 on a 2-core Sapphire Rapids KVM guest: llama-bench,
+# llama-perplexity and llama-server all die with SIGSEGV at the ldtilecfg of
+# ggml_backend_amx_mul_mat on their first token, although the CPU runs AMX (a tile config,
+# tilezero and tilerelease from a probe succeed, in the main thread and in a worker). Upstream:
+# ggml-org/llama.cpp#20824 (open, machine-dependent), and the fix proposed in #26954 (the tile config
+# on the stack is optimized away; permission per worker thread). The AVX-512/VNNI kernels serve.
+NOAMX=""
+amx="not x86-64"
+if [ "$(uname -m)" = x86_64 ]; then
+  NOAMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  amx="off (ggml's AMX backend crashes in this tree: ggml-org/llama.cpp#20824)"
+fi
+
 echo "build-llama-cpp: configuring (jobs=$JOBS)" >&2
+# An explicit -mno-* wins over -march=native whatever their order (GCC and Clang).
 cmake -S "$SRC" -B "$WORK/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF \
+  -DCMAKE_C_FLAGS="$NOAMX" -DCMAKE_CXX_FLAGS="$NOAMX" \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >&2
 echo "build-llama-cpp: building ${TARGETS[*]}" >&2
 cmake --build "$WORK/build" --parallel "$JOBS" --target "${TARGETS[@]}" >&2
@@ -118,15 +140,16 @@ cp -r "$SRC/gguf-py" "$OUT/convert/gguf-py"
 cp -r "$SRC/conversion" "$OUT/convert/conversion"   # convert_hf_to_gguf.py's model classes
 cp "$SRC/LICENSE" "$OUT/LICENSE"
 commit="$(cat "$WORK/llama_cpp_python-$VERSION/.git/modules/vendor/llama.cpp/HEAD" 2>/dev/null || echo unknown)"
-cpu="$(grep -m1 '^flags' /proc/cpuinfo | sha256sum | cut -c1-16)"
+cpu="$(cpu_flags)"
 cat > "$OUT/manifest.json" <<JSON
 {
   "llama_cpp_python": "$VERSION",
   "sdist_sha256": "$SHA256",
   "llama_cpp_commit": "$commit",
   "targets": [$(printf '"%s", ' "${TARGETS[@]}" | sed 's/, $//')],
-  "cmake": "-G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF",
+  "cmake": "-G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF${NOAMX:+ CFLAGS=$NOAMX}",
   "cpu_flags_sha256_16": "$cpu",
+  "amx": "$amx",
   "jobs": $JOBS,
   "fetch_seconds": $((fetched - start)),
   "build_seconds": $((built - fetched)),
