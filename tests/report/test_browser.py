@@ -6,6 +6,7 @@ Skips with its reason when chromium is missing locally; in CI (``CI=true``) chro
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,12 @@ from tests.report.test_reviewer import hostile_result
 if find_chromium() is None:
     unavailable("chromium is not installed (apt-get install -y chromium); the comment render tests need it",
                 module=True)
+if "Liberation Sans" not in subprocess.run(["fc-list", ":", "family"], capture_output=True, text=True,
+                                           check=False).stdout:
+    # Arial's metrics, in GitHub's font stack; the fallback (DejaVu Sans) is ~20% wider, and the
+    # widths measured below would be the machine's fonts, not the comment.
+    unavailable("the Liberation Sans font is not installed (apt-get install -y fonts-liberation); the layout "
+                "measurements need it", module=True)
 
 
 @pytest.fixture(scope="module")
