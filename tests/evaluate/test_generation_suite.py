@@ -31,6 +31,11 @@ METRIC = "exact_match"
 DATA = SHIPPED_DIR / "data" / f"{TASK}.jsonl"
 MANIFEST = json.loads((SHIPPED_DIR / "data" / "MANIFEST.json").read_text())
 REQUEST = [MetricRequest(TASK, METRIC)]
+# Training stops at this loss, not after a fixed number of steps: fp32 training from scratch is
+# chaotic in the CPU's kernels (80 fixed steps answered 70% of the items on one Xeon and 28% on a
+# Sapphire Rapids with AMX), while the loss reached tracks accuracy: 0.3 answered 69-78% over
+# seeds 0-2 there.
+TARGET_LOSS = 0.3
 SETTINGS = EvalSettings(batch_size=8)
 
 
@@ -146,11 +151,13 @@ def test_default_stress_tolerance_is_planned_and_resolvable(tmp_path: Path) -> N
 
 # --- a tiny model that can answer the suite ------------------------------------------------------
 
-def build_generation_model(out_dir: Path, *, steps: int = 80, seed: int = 0) -> Path:
+def build_generation_model(out_dir: Path, *, target_loss: float = TARGET_LOSS, max_steps: int = 300,
+                           seed: int = 0) -> Path:
     """A tiny Llama (2 layers, hidden 64) trained from scratch on the suite's own prompts, loss on the
     answer and its newline only, with a BPE tokenizer trained on the same text (prompts ~62 tokens,
-    answers <= 13). 80 full-batch steps (~20 s on two CPU cores) answer ~70% of the items exactly:
-    enough signal for a broken quantization to lose, and headroom either way."""
+    answers <= 13). Full-batch steps until the loss is ``target_loss`` (~10 s on two CPU cores) answer
+    ~70% of the items exactly: enough signal for a broken quantization to lose, and headroom either
+    way."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -184,8 +191,11 @@ def build_generation_model(out_dir: Path, *, steps: int = 80, seed: int = 0) -> 
     model = LlamaForCausalLM(config)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(steps):
-        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    for _ in range(max_steps):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if loss.item() <= target_loss:
+            break
+        loss.backward()
         optim.step()
         optim.zero_grad()
     model.eval()
