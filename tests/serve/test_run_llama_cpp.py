@@ -4,6 +4,7 @@ Needs the llama.cpp build (skipped locally without it, a failure under CI=true).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,8 @@ def test_a_hung_runtime_fails_the_run_and_leaves_nothing(tmp_path: Path, spm_mod
     assert result.verdict.decision is Decision.error, result.verdict.reasons
     # the first tool past its deadline: the baseline's conversion to GGUF, stopped, nothing cached
     assert result.verdict.reasons == [
-        "llama-cpp: converting the baseline to GGUF: python3 ran past its 0 s limit and was stopped"]
+        f"llama-cpp: converting the baseline to GGUF: {Path(sys.executable).name} ran past its 0 s limit and was "
+        "stopped"]
     assert not list((tmp_path / ".gate" / "cache").glob("serve/llama-cpp/*/baseline-*.gguf"))
     assert running_servers() == 0 and _survivors() == []
 
