@@ -142,6 +142,29 @@ def test_light_commands_do_not_import_the_ml_stack(argv: list[str]) -> None:
     assert report["code"] in (0, 1), proc.stderr  # the example specs load; policy findings may block
 
 
+GGUF_PROBE = """
+import json, sys
+from gate.cli import main
+code = main(["check", "models/smollm2-135m-gguf.yaml"])
+print("\\n@@" + json.dumps({"code": code, "modules": sorted(m for m in sys.modules
+                                                          if m.split(".")[0] in ("gguf", "numpy", "yaml")
+                                                          or m == "gate.weights._gguf_constants")}))
+"""
+
+
+def test_check_of_a_gguf_spec_reads_the_format_tables_without_the_gguf_package() -> None:
+    """The GGUF spec's static path (structure check, memory plan) reads the file header with the
+    gguf package's tables only: its __init__ (reader, writer, numpy, PyYAML) is what a hook pays for."""
+    from gate.cache import default_cache_dir
+    from gate.example import fetch_example
+
+    fetch_example(REPO_ROOT, default_cache_dir(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-c", GGUF_PROBE], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    report = json.loads(proc.stdout.rsplit("\n@@", 1)[1])
+    assert report == {"code": 0, "modules": ["gate.weights._gguf_constants"]}, proc.stdout + proc.stderr
+
+
 def test_directories_expand_to_spec_files(tmp_path: Path) -> None:
     (tmp_path / "team-a").mkdir()
     (tmp_path / ".hidden").mkdir()

@@ -281,7 +281,10 @@ def read_gguf(path: Path, shown: str) -> Checkpoint:
     """Tensor table and architecture metadata of a GGUF file, parsed from its header (nothing executes)."""
     if not path.is_file():
         raise InputError(f"{shown}: GGUF file not found", hint="run `gate example fetch` or fix `model.gguf`")
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    from gate.weights.gguf_tables import constants
+
+    tables = constants()
+    GGML_QUANT_SIZES, GGMLQuantizationType = tables.GGML_QUANT_SIZES, tables.GGMLQuantizationType
 
     meta, raw_tensors = _gguf_header(path, shown)
     arch = meta.get("general.architecture")

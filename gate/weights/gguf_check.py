@@ -181,7 +181,10 @@ def read_metadata(data: mmap.mmap | bytes, size: int, limits: ScanLimits = DEFAU
 
 def check_data(data: mmap.mmap | bytes, size: int, limits: ScanLimits = DEFAULT_LIMITS) -> GgufFacts:
     """Validate a whole GGUF file's bytes; raise ``GgufInvalid`` or ``LimitExceeded``."""
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    from gate.weights.gguf_tables import constants
+
+    tables = constants()
+    GGML_QUANT_SIZES, GGMLQuantizationType = tables.GGML_QUANT_SIZES, tables.GGMLQuantizationType
 
     reader, facts, tensor_count, alignment = read_metadata(data, size, limits)
     tensors: list[tuple[int, int, str]] = []
