@@ -204,6 +204,10 @@ class ServingRuntime(_Frozen):
     fallback: ServingFallback | None = None
     """The candidate was computed on dequantized weights (memory and speed criteria then are not the
     serving numbers: see ``docs/serve.md``)."""
+    detail: dict[str, str] = Field(default_factory=dict)
+    """What the runtime says of itself beyond its version: e.g. vLLM's distribution, compilation mode
+    and whether its AMX kernels were on; llama.cpp's commit and how its build treats AMX; the
+    library versions of the runtime's own environment."""
 
 
 HARDWARE_KEYS = tuple(Hardware.model_fields)

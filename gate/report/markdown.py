@@ -31,6 +31,7 @@ from gate.report.summary import (
     waiver_text,
 )
 from gate.result import RESULT_SCHEMA_VERSION, CriterionKind, Decision, Finding, GateResult
+from gate.serve.interface import LOCATION_KEYS
 
 MARKER = "<!-- quant-gate:report -->"
 """Hidden first line of every comment: the workflow finds and updates the comment carrying it."""
@@ -349,6 +350,9 @@ def runtime_rows(r: GateResult) -> list[tuple[str, str]]:
         reported = [f"{label} {value}" for label, value in (("dtype", s.dtype), ("quantization", s.quantization)) if value]
         if reported:
             rows.append(("server reported", ", ".join(reported)))
+        built = {k: v for k, v in s.detail.items() if k not in LOCATION_KEYS}
+        if built:
+            rows.append(("serving build", ", ".join(f"{k}: {v}" for k, v in sorted(built.items()))))
         if s.fallback is not None:
             rows.append(("serving fallback", s.fallback.message))
     return rows

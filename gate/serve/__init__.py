@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from gate.descriptors import load_descriptors
 from gate.errors import InputError
 from gate.serve.interface import (
+    LOCATION_KEYS,
     HardwareKind,
     OpenRequest,
     Role,
@@ -158,14 +159,20 @@ class ServingSession:
         the runtime, its version and arguments, and the gate's serving code (how scores are read
         from the runtime changes what they mean)."""
         return {"serving": self.choice.runtime, "serving_version": self.version.version,
-                "serving_args": json.dumps(self.choice.args.key(), sort_keys=True), "serving_code": serving_code()}
+                "serving_args": json.dumps(self.choice.args.key(), sort_keys=True), "serving_code": serving_code(),
+                "serving_detail": json.dumps(self.kernel_detail(), sort_keys=True)}
+
+    def kernel_detail(self) -> dict[str, str]:
+        """The runtime's self-description minus where it is installed: a baseline scored with other
+        kernels (vLLM's AMX ones, torch.compile) is not reused for a candidate served without them."""
+        return {k: v for k, v in self.version.detail.items() if k not in LOCATION_KEYS}
 
     def record(self, dtype: str | None = None, fallback: ServingFallback | None = None) -> dict[str, object]:
         """The result's ``runtime.serving`` section (``gate.result.ServingRuntime`` fields); ``fallback``:
         the candidate's ``ServingFallback`` when it was computed on dequantized weights."""
         args = {k: v for k, v in self.choice.args.key().items() if v is not None}
         return {"name": self.choice.runtime, "version": self.version.version, "args": args, "dtype": dtype,
-                "fallback": fallback}
+                "fallback": fallback, "detail": dict(self.version.detail)}
 
 
 def serving_code() -> str:

@@ -220,6 +220,10 @@ class OpenRequest:
     seed: int = 0
 
 
+LOCATION_KEYS = ("environment", "root")
+"""``RuntimeVersion.detail`` keys that say where a runtime is installed, not what it computes."""
+
+
 @dataclass(frozen=True)
 class RuntimeVersion:
     """The runtime's identity, recorded in the result's runtime section."""

@@ -111,8 +111,14 @@ class LlamaCppRuntime(Runtime):
         except Exception as exc:  # find_llama_cpp's BackendError names the build script
             raise RuntimeMissingError(f"serving.runtime llama-cpp: {getattr(exc, 'message', exc)}",
                                       hint=getattr(exc, "hint", None)) from None
-        return RuntimeVersion(runtime=DESCRIPTOR.name, version=build.version,
-                              detail={"llama_cpp_commit": build.commit, "root": str(build.root)})
+        detail = {"llama_cpp_commit": build.commit, "root": str(build.root)}
+        try:  # how the build treats AMX (scripts/build-llama-cpp.sh records it)
+            amx = json.loads((build.root / "manifest.json").read_text(encoding="utf-8")).get("amx")
+        except (OSError, ValueError):
+            amx = None
+        if isinstance(amx, str):
+            detail["amx"] = amx
+        return RuntimeVersion(runtime=DESCRIPTOR.name, version=build.version, detail=detail)
 
     @contextmanager
     def open(self, request: OpenRequest) -> Iterator[ServedModel]:

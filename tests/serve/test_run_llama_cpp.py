@@ -4,6 +4,7 @@ Needs the llama.cpp build (skipped locally without it, a failure under CI=true).
 
 from __future__ import annotations
 
+import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,12 @@ def test_both_models_are_judged_inside_llama_cpp(tmp_path: Path, spm_model: Path
     assert serving is not None
     assert (serving.name, serving.version, serving.dtype) == ("llama-cpp", "0.3.36", "Q4_K - Medium")
     assert serving.args["threads"] == 1 and serving.args["max_context"] == 512
+    from gate.quantize.llamacpp import find_llama_cpp
+
+    build = find_llama_cpp()
+    amx = ("off (ggml's AMX backend crashes in this tree: ggml-org/llama.cpp#20824)"
+           if platform.machine() == "x86_64" else "not x86-64")
+    assert serving.detail == {"llama_cpp_commit": build.commit, "root": str(build.root), "amx": amx}
     assert result.fidelity is not None and "llama-perplexity --kl-divergence" in result.fidelity.method
     assert result.performance is not None
     assert result.performance.baseline.memory_kind == result.performance.candidate.memory_kind == "rss_server_tree"

@@ -277,6 +277,28 @@ def test_cpu_server_runs_without_amx_kernels_unless_opted_in(opt_in: str | None,
         assert answer == str(amx)
 
 
+def test_amx_setting_is_recorded_and_keys_the_baseline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A baseline scored with vLLM's AMX kernels is not reused for a candidate served without them."""
+    from gate.serve import ServingChoice, ServingSession
+    from gate.serve.vllm import VllmRuntime
+
+    _require()
+    identities, records = [], []
+    for opt_in in ("0", "1"):
+        monkeypatch.setenv("QUANT_GATE_VLLM_CPU_AMX", opt_in)
+        runtime = VllmRuntime()
+        session = ServingSession(choice=ServingChoice(runtime="vllm", declared=True, version=None, args=ARGS),
+                                 runtime=runtime, version=runtime.version(), work_dir=tmp_path, cache_dir=tmp_path,
+                                 device="cpu")
+        identities.append(session.cache_identity())
+        records.append(session.record("float32"))
+    assert identities[0]["serving_version"] == identities[1]["serving_version"] == "0.32.0"
+    assert identities[0]["serving_detail"] != identities[1]["serving_detail"]
+    assert all("environment" not in json.loads(i["serving_detail"]) for i in identities)  # where, not what
+    assert [r["detail"]["amx_kernels"] for r in records] == [  # type: ignore[index]
+        "off (AVX-512 kernels; QUANT_GATE_VLLM_CPU_AMX=1 enables AMX)", "on (QUANT_GATE_VLLM_CPU_AMX=1)"]
+
+
 def test_missing_environment_is_runtime_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gate.serve.vllm import VllmRuntime
 
