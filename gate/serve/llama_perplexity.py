@@ -54,9 +54,11 @@ class DocumentRun:
 
 
 def tool_env() -> dict[str, str]:
-    """The environment llama.cpp's tools run in: OpenMP threads sleep when idle instead of spinning
-    (``OMP_WAIT_POLICY=PASSIVE``) unless the user chose otherwise. On a shared 2-core machine at load
-    19, spinning made a 22-token pass 13x slower (1.82 s vs 0.14 s with 2 threads)."""
+    """The environment llama.cpp's scoring tools (``llama-perplexity``; no speed figure comes from
+    them) run in: OpenMP threads sleep when idle instead of spinning (``OMP_WAIT_POLICY=PASSIVE``)
+    unless the user chose otherwise. On a shared 2-core machine at load 19, spinning made a
+    22-token pass 13x slower (1.82 s vs 0.14 s with 2 threads). ``llama-server``, whose speed is
+    reported, keeps OpenMP's default (``gate/serve/llama_cpp.py``)."""
     import os
 
     return {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}

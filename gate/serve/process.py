@@ -310,9 +310,27 @@ def _proc_rss(pid: int) -> int:
         return 0
 
 
+def peak_rss(pid: int) -> int:
+    """The kernel's high-water mark of ``pid``'s resident set (``VmHWM``), bytes; 0 if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 @contextlib.contextmanager
-def peak_tree_rss(pid_of: Callable[[], int | None], interval_s: float = 0.01) -> Iterator[dict[str, int]]:
-    """Sample the process tree's RSS while the block runs; ``out['bytes']`` is the peak."""
+def peak_tree_rss(pid_of: Callable[[], int | None], interval_s: float = 0.1) -> Iterator[dict[str, int]]:
+    """Sample the process tree's RSS while the block runs; ``out['bytes']`` is the peak: the largest
+    sample, or the root process's own high-water mark if that is larger (exact for a one-process
+    server such as llama-server, a lower bound for vLLM's tree).
+
+    Every 100 ms, not more often: the sampler walks the tree with psutil on the same cores as the
+    server it measures. At 10 ms it slowed llama-server's measured decode of the GGUF example by 10%
+    on 2 cores (60.3 vs 66.9 tokens/s, interleaved A/B, two rounds) for the same peak (271 MiB)."""
     out = {"bytes": 0}
     stop = threading.Event()
 
@@ -330,3 +348,6 @@ def peak_tree_rss(pid_of: Callable[[], int | None], interval_s: float = 0.01) ->
     finally:
         stop.set()
         thread.join()
+        pid = pid_of()
+        if pid is not None:
+            out["bytes"] = max(out["bytes"], peak_rss(pid))

@@ -133,3 +133,24 @@ def test_lost_port_race_retries_on_another_port(tmp_path: Path) -> None:
     with _server(tmp_path, "race", start_timeout_s=30, ports=lambda: next(ports)) as server:
         assert server.alive()
     assert "Address already in use" in (tmp_path / "server.log").read_text()
+
+
+def test_peak_memory_includes_a_spike_between_samples() -> None:
+    """The root process's kernel high-water mark (VmHWM) is part of the peak: a spike the 100 ms
+    sampler never sees (here: 300 MB touched and freed before the block) is still reported."""
+    import subprocess
+
+    from gate.serve.process import peak_tree_rss, tree_rss
+
+    code = ("import sys, time\nb = bytearray(300 * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+            "del b\nprint('freed', flush=True)\ntime.sleep(30)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "freed\n"
+        now = tree_rss(child.pid)
+        with peak_tree_rss(lambda: child.pid) as peak:
+            time.sleep(0.3)
+        assert now < 100 * 2**20 < 300 * 2**20 <= peak["bytes"]
+    finally:
+        child.kill()
+        child.wait()
