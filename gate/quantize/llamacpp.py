@@ -40,6 +40,8 @@ class LlamaCpp:
     commit: str
     """The vendored llama.cpp commit (from the sdist's submodule record)."""
     sdist_sha256: str
+    amx: str | None = None
+    """How the build treats AMX (``scripts/build-llama-cpp.sh`` compiles it out on x86-64)."""
 
     def tool(self, name: str) -> Path:
         return self.root / "bin" / name
@@ -81,6 +83,7 @@ def find_llama_cpp(needed: Sequence[str] = QUANTIZE_TOOLS) -> LlamaCpp:
         version=str(manifest.get("llama_cpp_python", "")),
         commit=str(manifest.get("llama_cpp_commit", "unknown")),
         sdist_sha256=str(manifest.get("sdist_sha256", "")),
+        amx=manifest["amx"] if isinstance(manifest.get("amx"), str) else None,
     )
     if build.version != LLAMA_CPP_VERSION:
         raise BackendError(

@@ -112,12 +112,8 @@ class LlamaCppRuntime(Runtime):
             raise RuntimeMissingError(f"serving.runtime llama-cpp: {getattr(exc, 'message', exc)}",
                                       hint=getattr(exc, "hint", None)) from None
         detail = {"llama_cpp_commit": build.commit, "root": str(build.root)}
-        try:  # how the build treats AMX (scripts/build-llama-cpp.sh records it)
-            amx = json.loads((build.root / "manifest.json").read_text(encoding="utf-8")).get("amx")
-        except (OSError, ValueError):
-            amx = None
-        if isinstance(amx, str):
-            detail["amx"] = amx
+        if build.amx is not None:
+            detail["amx"] = build.amx
         return RuntimeVersion(runtime=DESCRIPTOR.name, version=build.version, detail=detail)
 
     @contextmanager
