@@ -167,12 +167,16 @@ class VllmRuntime(Runtime):
             served.close()
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
 def eager() -> bool:
-    return os.environ.get(EAGER_ENV, "") not in ("", "0")
+    return _flag(EAGER_ENV)
 
 
 def cpu_amx() -> bool:
-    return os.environ.get(CPU_AMX_ENV, "") not in ("", "0")
+    return _flag(CPU_AMX_ENV)
 
 
 def open_artifact(model_dir: Path, work_dir: Path, *, role: str = "candidate", device: str = "cpu",
