@@ -285,7 +285,13 @@ class GgufBackend(Quantizer):
 
 def perplexity(model_gguf: Path, text_file: Path, *, context: int, log: Path, timeout_s: float = DEFAULT_TIMEOUT_S,
                chunks: int | None = None) -> tuple[float, float]:
-    """``llama-perplexity`` on ``text_file``: (perplexity, its standard error) as llama.cpp serves the model."""
+    """``llama-perplexity`` on ``text_file``: (perplexity, its standard error) as llama.cpp serves the model.
+
+    Read from the tool's "Final estimate" line, which llama.cpp's asynchronous logger can drop at
+    exit (``gate/serve/llama_perplexity.py``; one run in three on a loaded 2-core box): a run that
+    exits 0 without it is run again, up to ``PERPLEXITY_ATTEMPTS`` times. The log-probability file
+    is no substitute here: it clamps each log-probability at 16 nats below the top one, which put
+    the example's Q4_K_M at 27.66 instead of the 27.81 the tool prints."""
     from gate.quantize.llamacpp import find_llama_cpp, run_tool
 
     tools = find_llama_cpp(("llama-perplexity",))
@@ -293,12 +299,19 @@ def perplexity(model_gguf: Path, text_file: Path, *, context: int, log: Path, ti
                               "-b", str(context), "-t", str(os.cpu_count() or 1)]
     if chunks:
         args += ["--chunks", str(chunks)]
-    ran = run_tool(args, what="llama-perplexity", log=log, timeout_s=timeout_s)
-    found = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", ran.output)
-    if found is None:
-        raise BackendError(f"llama-perplexity printed no final estimate (log: {log})",
-                           hint="the text may be shorter than two contexts; lower the context")
-    return float(found.group(1)), float(found.group(2))
+    for _ in range(PERPLEXITY_ATTEMPTS):
+        ran = run_tool(args, what="llama-perplexity", log=log, timeout_s=timeout_s)
+        found = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", ran.output)
+        if found is not None:
+            return float(found.group(1)), float(found.group(2))
+        if "perplexity: calculating perplexity" not in ran.output:
+            break  # it never started scoring: a lost line is not the cause
+    raise BackendError(f"llama-perplexity printed no final estimate (log: {log})",
+                       hint="the text may be shorter than two contexts; lower the context")
+
+
+PERPLEXITY_ATTEMPTS = 4
+"""Runs of llama-perplexity before a missing "Final estimate" line counts as a failure."""
 
 
 def tensor_types(path: Path) -> dict[str, int]:

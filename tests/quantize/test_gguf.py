@@ -260,6 +260,39 @@ def test_llama_cpp_serves_the_artifact_close_to_the_baseline(q4_artifact, spm_ll
     assert base_ppl * 0.9 < q4_ppl < base_ppl * 1.5
 
 
+def test_a_perplexity_whose_result_line_was_lost_is_run_again(
+    q4_artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """llama.cpp's asynchronous logger can drop the last lines at exit. The real llama-perplexity
+    runs behind a wrapper that drops its "Final estimate" line on the first run, as the logger
+    does: the second run's figure is returned, and it is the tool's own."""
+    from gate.quantize.gguf import perplexity
+    from tests.tiny_models import corpus
+
+    _, artifact, _ = q4_artifact
+    real = find_llama_cpp().root
+    build = tmp_path / "build"
+    (build / "bin").mkdir(parents=True)
+    for tool in real.joinpath("bin").iterdir():
+        (build / "bin" / tool.name).symlink_to(tool)
+    (build / "convert").symlink_to(real / "convert", target_is_directory=True)
+    (build / "manifest.json").write_text((real / "manifest.json").read_text())
+    (build / "bin" / "llama-perplexity").unlink()
+    runs = tmp_path / "runs"
+    wrapper = build / "bin" / "llama-perplexity"
+    wrapper.write_text(f"#!/bin/sh\necho run >> {runs}\n"
+                       f"if [ $(wc -l < {runs}) -eq 1 ]; then\n"
+                       f"  {real / 'bin' / 'llama-perplexity'} \"$@\" 2>&1 | grep -v 'Final estimate'; exit 0\nfi\n"
+                       f"exec {real / 'bin' / 'llama-perplexity'} \"$@\"\n")
+    wrapper.chmod(0o755)
+    text = tmp_path / "eval.txt"
+    text.write_text(imatrix_text(corpus(repeat=4)), encoding="utf-8")
+    direct = perplexity(artifact.path / "model.gguf", text, context=64, log=tmp_path / "direct.log", chunks=8)
+    monkeypatch.setenv(ENV_VAR, str(build))
+    assert perplexity(artifact.path / "model.gguf", text, context=64, log=tmp_path / "q4.log", chunks=8) == direct
+    assert runs.read_text() == "run\nrun\n"
+
+
 def test_iq4_xs_uses_the_importance_matrix_and_reloads(tmp_path: Path, spm_llama: Path) -> None:
     import gguf
 
