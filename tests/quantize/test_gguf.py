@@ -260,6 +260,21 @@ def test_llama_cpp_serves_the_artifact_close_to_the_baseline(q4_artifact, spm_ll
     assert base_ppl * 0.9 < q4_ppl < base_ppl * 1.5
 
 
+def build_replacing(build: Path, name: str, script: str) -> Path:
+    """A llama.cpp build dir (for ``$QUANT_GATE_LLAMA_CPP_DIR``) that links every real tool, converter
+    and manifest, except ``name``, which is the shell ``script``: a process boundary to fault at."""
+    real = find_llama_cpp().root
+    (build / "bin").mkdir(parents=True)
+    for tool in real.joinpath("bin").iterdir():
+        if tool.name != name:
+            (build / "bin" / tool.name).symlink_to(tool)
+    (build / "convert").symlink_to(real / "convert", target_is_directory=True)
+    (build / "manifest.json").write_text((real / "manifest.json").read_text())
+    (build / "bin" / name).write_text(script)
+    (build / "bin" / name).chmod(0o755)
+    return build
+
+
 def test_a_perplexity_whose_result_line_was_lost_is_run_again(
     q4_artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
@@ -271,20 +286,12 @@ def test_a_perplexity_whose_result_line_was_lost_is_run_again(
 
     _, artifact, _ = q4_artifact
     real = find_llama_cpp().root
-    build = tmp_path / "build"
-    (build / "bin").mkdir(parents=True)
-    for tool in real.joinpath("bin").iterdir():
-        (build / "bin" / tool.name).symlink_to(tool)
-    (build / "convert").symlink_to(real / "convert", target_is_directory=True)
-    (build / "manifest.json").write_text((real / "manifest.json").read_text())
-    (build / "bin" / "llama-perplexity").unlink()
     runs = tmp_path / "runs"
-    wrapper = build / "bin" / "llama-perplexity"
-    wrapper.write_text(f"#!/bin/sh\necho run >> {runs}\n"
-                       f"if [ $(wc -l < {runs}) -eq 1 ]; then\n"
-                       f"  {real / 'bin' / 'llama-perplexity'} \"$@\" 2>&1 | grep -v 'Final estimate'; exit 0\nfi\n"
-                       f"exec {real / 'bin' / 'llama-perplexity'} \"$@\"\n")
-    wrapper.chmod(0o755)
+    build = build_replacing(tmp_path / "build", "llama-perplexity",
+                            f"#!/bin/sh\necho run >> {runs}\n"
+                            f"if [ $(wc -l < {runs}) -eq 1 ]; then\n"
+                            f"  {real / 'bin' / 'llama-perplexity'} \"$@\" 2>&1 | grep -v 'Final estimate'; exit 0\nfi\n"
+                            f"exec {real / 'bin' / 'llama-perplexity'} \"$@\"\n")
     text = tmp_path / "eval.txt"
     text.write_text(imatrix_text(corpus(repeat=4)), encoding="utf-8")
     direct = perplexity(artifact.path / "model.gguf", text, context=64, log=tmp_path / "direct.log", chunks=8)
@@ -381,18 +388,10 @@ def test_a_tool_exiting_non_zero_is_a_blocking_fault_and_caches_nothing(
     from gate.quantize import prepare_baseline, produce_artifact
 
     require_llama_cpp()
-    real = find_llama_cpp().root
-    build = tmp_path / "build"
-    (build / "bin").mkdir(parents=True)
-    for tool in real.joinpath("bin").iterdir():
-        (build / "bin" / tool.name).symlink_to(tool)
-    (build / "convert").symlink_to(real / "convert", target_is_directory=True)
-    (build / "manifest.json").write_text((real / "manifest.json").read_text())
-    (build / "bin" / "llama-quantize").unlink()
-    failing = build / "bin" / "llama-quantize"
-    failing.write_text("#!/bin/sh\necho 'main: quantizing model.gguf'\n"
-                       "echo 'llama_model_quantize: failed to quantize: basic_ios::clear: iostream error' >&2\nexit 1\n")
-    failing.chmod(0o755)
+    build = build_replacing(tmp_path / "build", "llama-quantize",
+                            "#!/bin/sh\necho 'main: quantizing model.gguf'\n"
+                            "echo 'llama_model_quantize: failed to quantize: basic_ios::clear: iostream error' >&2\n"
+                            "exit 1\n")
     monkeypatch.setenv(ENV_VAR, str(build))
     loaded = make_repo(tmp_path / "repo", spm_llama, method="gguf", bits=8, group_size=None, fmt="gguf-q8_0",
                        calibration=False)
