@@ -40,7 +40,7 @@ fi
 cpu_flags() { grep -m1 '^flags' /proc/cpuinfo | sha256sum | cut -c1-16; }
 
 # Finished, and for this CPU: the binaries are -march=native, so a cache built on another CPU (or
-# before the AMX probe below existed) is rebuilt rather than crash on an instruction this one lacks.
+# before AMX was compiled out, below) is rebuilt rather than crash on an instruction this one lacks.
 complete() {
   [ -f "$DEST/manifest.json" ] || return 1
   grep -q "\"cpu_flags_sha256_16\": \"$(cpu_flags)\"" "$DEST/manifest.json" || return 1
@@ -122,7 +122,8 @@ if [ "$(uname -m)" = x86_64 ]; then
 fi
 
 echo "build-llama-cpp: configuring (jobs=$JOBS)" >&2
-# An explicit -mno-* wins over -march=native whatever their order (GCC and Clang).
+# An explicit -mno-* wins over -march=native whatever their order (checked with GCC 12:
+# `gcc -mno-amx-int8 ... -march=native -dM -E` defines no __AMX_*__).
 cmake -S "$SRC" -B "$WORK/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF \
   -DCMAKE_C_FLAGS="$NOAMX" -DCMAKE_CXX_FLAGS="$NOAMX" \
